@@ -1,0 +1,335 @@
+"""Pydantic models of the sweep file, one per YAML section (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from overfit_search.models.catalog import APPLICATIONS, BUILTINS, SCHEMES
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the images come from and how they are split."""
+
+    source: Literal["folder", "digits"] = "folder"
+    dir: Path | None = None
+    image_size: Annotated[int, Field(ge=8, le=1024)] = 224
+    validation_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    split: Literal["stratified", "sorted"] = "stratified"
+    group_pattern: str | None = None
+    seed: int = 0
+    # digits only: which digits to use and how many training images per class
+    digits_classes: list[Annotated[int, Field(ge=0, le=9)]] = Field(
+        default_factory=lambda: [5, 6, 7, 8, 9]
+    )
+    train_per_class: Annotated[int, Field(ge=2)] | None = None
+
+    @field_validator("group_pattern")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"is not a valid regular expression ({exc})") from exc
+        if compiled.groups < 1:
+            raise ValueError("must have a capturing group that names the source")
+        return value
+
+    @model_validator(mode="after")
+    def _dir_for_folder(self) -> Self:
+        if self.source == "folder" and self.dir is None:
+            raise ValueError("dir: required when source is 'folder'")
+        return self
+
+
+class HeadConfig(_Section):
+    """The classification head put on the backbone."""
+
+    pooling: Literal["avg", "max"] = "avg"
+    hidden_units: Annotated[int, Field(ge=0)] = 0
+    attention_heads: Annotated[int, Field(ge=0)] = 0
+
+
+class ModelConfig(_Section):
+    """The backbone and its head."""
+
+    backbone: str = "mobilenet_v2"
+    weights: str = "imagenet"
+    preprocess: Literal["auto", "unit", "none"] = "auto"
+    head: HeadConfig = Field(default_factory=HeadConfig)
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, value: str) -> str:
+        if value.startswith(SCHEMES):
+            scheme, _, rest = value.partition(":")
+            if not rest:
+                raise ValueError(f"'{scheme}:' needs a target after the colon")
+            if scheme == "builtin" and rest not in BUILTINS:
+                raise ValueError(
+                    f"unknown builtin backbone '{rest}'; choose one of: {', '.join(BUILTINS)}"
+                )
+            return value
+        if value not in APPLICATIONS:
+            names = ", ".join(sorted(APPLICATIONS))
+            raise ValueError(
+                f"unknown backbone '{value}'; choose a keras.applications name ({names}), "
+                "or file:PATH[#LAYER], tfhub:HANDLE_OR_DIR, builtin:NAME"
+            )
+        return value
+
+    @property
+    def scheme(self) -> str:
+        """``application``, ``file``, ``tfhub`` or ``builtin``."""
+        if self.backbone.startswith(SCHEMES):
+            return self.backbone.partition(":")[0]
+        return "application"
+
+
+class TrainConfig(_Section):
+    """How each trial trains."""
+
+    batch_size: Annotated[int, Field(ge=1)] = 32
+    max_epochs: Annotated[int, Field(ge=1)] = 30
+    optimizer: Literal["adam", "sgd", "adamw"] = "adam"
+    mixed_precision: bool = False
+    trial_timeout: Annotated[float, Field(gt=0)] | None = None
+    keep_best_weights: Annotated[int, Field(ge=0)] = 3
+
+
+class FloatRange(_Section):
+    """A searched float knob."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.low > self.high:
+            raise ValueError(f"low must be <= high, got low={self.low}, high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got low={self.low}")
+        return self
+
+
+class IntRange(_Section):
+    """A searched integer knob."""
+
+    low: int
+    high: int
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.low > self.high:
+            raise ValueError(f"low must be <= high, got low={self.low}, high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got low={self.low}")
+        return self
+
+
+FloatKnob = float | FloatRange
+IntKnob = int | IntRange
+
+# Valid bounds of each knob, checked for fixed values and for both ends of a range.
+KNOB_BOUNDS: dict[str, tuple[float, float]] = {
+    "dropout": (0.0, 0.99),
+    "l2": (0.0, 1.0),
+    "learning_rate": (1e-12, 10.0),
+    "augmentation": (0.0, 1.0),
+    "frozen_fraction": (0.0, 1.0),
+    "frozen_layers": (0, 100_000),
+}
+KNOBS: tuple[str, ...] = tuple(KNOB_BOUNDS)
+
+
+def _check_bounds(name: str, value: Any) -> Any:
+    lo, hi = KNOB_BOUNDS[name]
+    ends = [value.low, value.high] if isinstance(value, FloatRange | IntRange) else [value]
+    for end in ends:
+        if end is None:
+            continue
+        if end < lo:
+            raise ValueError(f"{_which(value, end)}must be >= {lo:g}, got {end:g}")
+        if end > hi:
+            raise ValueError(f"{_which(value, end)}must be <= {hi:g}, got {end:g}")
+    return value
+
+
+class SearchConfig(_Section):
+    """The five knobs, each fixed or a range, and an optional baseline trial."""
+
+    dropout: FloatKnob = Field(default_factory=lambda: FloatRange(low=0.0, high=0.7))
+    l2: FloatKnob = Field(default_factory=lambda: FloatRange(low=1e-6, high=1e-2, log=True))
+    learning_rate: FloatKnob = Field(
+        default_factory=lambda: FloatRange(low=1e-5, high=1e-2, log=True)
+    )
+    augmentation: FloatKnob = Field(default_factory=lambda: FloatRange(low=0.0, high=1.0))
+    frozen_fraction: FloatKnob | None = None
+    frozen_layers: IntKnob | None = None
+    baseline: dict[str, float] | None = None
+
+    @field_validator("dropout", "l2", "learning_rate", "augmentation", "frozen_fraction")
+    @classmethod
+    def _float_bounds(cls, value: Any, info: Any) -> Any:
+        return None if value is None else _check_bounds(info.field_name, value)
+
+    @field_validator("frozen_layers")
+    @classmethod
+    def _int_bounds(cls, value: Any) -> Any:
+        return None if value is None else _check_bounds("frozen_layers", value)
+
+    @model_validator(mode="after")
+    def _one_freezing_knob(self) -> Self:
+        if self.frozen_fraction is not None and self.frozen_layers is not None:
+            raise ValueError("give frozen_fraction or frozen_layers, not both")
+        if self.frozen_fraction is None and self.frozen_layers is None:
+            object.__setattr__(self, "frozen_fraction", FloatRange(low=0.5, high=1.0))
+        if self.baseline is not None:
+            allowed = set(self.active_knobs())
+            unknown = sorted(set(self.baseline) - allowed)
+            if unknown:
+                raise ValueError(
+                    f"baseline: unknown knob(s) {', '.join(unknown)}; "
+                    f"choose from {', '.join(sorted(allowed))}"
+                )
+            for key, val in self.baseline.items():
+                _check_bounds(key, val)
+        return self
+
+    def active_knobs(self) -> tuple[str, ...]:
+        """The knob names this search uses (one of the two freezing knobs)."""
+        freeze = "frozen_layers" if self.frozen_layers is not None else "frozen_fraction"
+        return ("dropout", "l2", "learning_rate", "augmentation", freeze)
+
+
+class ObjectiveConfig(_Section):
+    """How a trial is scored (DESIGN.md §5)."""
+
+    mode: Literal["constrained", "pareto", "penalized"] = "constrained"
+    max_gap: Annotated[float, Field(ge=0.0)] = 0.10
+    penalty_weight: Annotated[float, Field(ge=0.0)] = 1.0
+
+
+class GLRule(_Section):
+    name: Literal["gl"] = "gl"
+    alpha: Annotated[float, Field(gt=0)] = 5.0
+
+
+class PQRule(_Section):
+    name: Literal["pq"]
+    alpha: Annotated[float, Field(gt=0)] = 0.5
+    strip: Annotated[int, Field(ge=2)] = 5
+
+
+class UPRule(_Section):
+    name: Literal["up"]
+    strips: Annotated[int, Field(ge=1)] = 3
+    strip: Annotated[int, Field(ge=1)] = 5
+
+
+class GapRule(_Section):
+    name: Literal["gap"]
+    max_gap: Annotated[float, Field(ge=0)] = 0.15
+    patience: Annotated[int, Field(ge=1)] = 2
+
+
+class NoRule(_Section):
+    name: Literal["none"]
+
+
+RuleConfig = Annotated[GLRule | PQRule | UPRule | GapRule | NoRule, Field(discriminator="name")]
+
+
+class NoScheduler(_Section):
+    name: Literal["none"] = "none"
+
+
+class ASHAScheduler(_Section):
+    name: Literal["asha"]
+    grace_period: Annotated[int, Field(ge=1)] = 2
+    reduction_factor: Annotated[float, Field(gt=1)] = 3.0
+
+
+SchedulerConfig = Annotated[NoScheduler | ASHAScheduler, Field(discriminator="name")]
+
+
+class PruningConfig(_Section):
+    """When trials stop (DESIGN.md §5)."""
+
+    rule: RuleConfig = Field(default_factory=GLRule)
+    grace_epochs: Annotated[int, Field(ge=0)] = 2
+    compare: Literal["median", "none"] = "median"
+    compare_min_trials: Annotated[int, Field(ge=0)] = 4
+    scheduler: SchedulerConfig = Field(default_factory=NoScheduler)
+
+
+class StudyConfig(_Section):
+    """The Optuna study."""
+
+    trials: Annotated[int, Field(ge=1)] = 40
+    sampler: Literal["tpe", "nsga2", "random", "gp"] = "tpe"
+    n_startup_trials: Annotated[int, Field(ge=0)] = 8
+    seed: int = 0
+    timeout: Annotated[float, Field(gt=0)] | None = None
+    max_total_epochs: Annotated[int, Field(ge=1)] | None = None
+    storage: str | None = None
+
+
+class ResourcesConfig(_Section):
+    """What each trial asks Ray for."""
+
+    cpus_per_trial: Annotated[float, Field(gt=0)] = 1
+    gpus_per_trial: Annotated[float, Field(ge=0)] = 0
+    max_concurrent: Annotated[int, Field(ge=1)] | None = None
+    ray_address: str | None = None
+
+
+class Sweep(_Section):
+    """One sweep file: one study."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    pruning: PruningConfig = Field(default_factory=PruningConfig)
+    study: StudyConfig = Field(default_factory=StudyConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+
+    @model_validator(mode="after")
+    def _cross_section(self) -> Self:
+        if self.objective.mode == "pareto" and self.pruning.scheduler.name == "asha":
+            raise ValueError(
+                "pruning.scheduler: ASHA ranks trials on one metric and cannot run with "
+                "objective.mode 'pareto'; use {name: none} or another objective mode"
+            )
+        if self.study.sampler == "nsga2" and self.objective.mode != "pareto":
+            raise ValueError(
+                "study.sampler: nsga2 is a multi-objective sampler; use it with "
+                "objective.mode 'pareto'"
+            )
+        if self.model.scheme == "tfhub" and isinstance(self.search.frozen_layers, IntRange):
+            raise ValueError(
+                "search.frozen_layers: a TF-Hub module is frozen all or nothing; "
+                "use frozen_fraction fixed at 0 or 1 (or a fixed frozen_layers)"
+            )
+        return self
+
+
+def _which(value: Any, end: float) -> str:
+    """``"high: "`` or ``"low: "`` for a range end, nothing for a fixed value."""
+    if isinstance(value, FloatRange | IntRange):
+        return "high: " if end == value.high and end != value.low else "low: "
+    return ""
