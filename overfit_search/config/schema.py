@@ -104,6 +104,7 @@ class TrainConfig(_Section):
     mixed_precision: bool = False
     trial_timeout: Annotated[float, Field(gt=0)] | None = None
     keep_best_weights: Annotated[int, Field(ge=0)] = 3
+    augment_flip: bool = True  # horizontal flips (off for digits, text, signs with handedness)
 
 
 class FloatRange(_Section):

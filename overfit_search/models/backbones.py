@@ -1,0 +1,140 @@
+"""Backbone builders behind one registry: applications, files, TF-Hub modules, builtins."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from overfit_search.config.schema import ModelConfig
+from overfit_search.errors import ConfigError
+from overfit_search.models.catalog import APPLICATIONS
+
+
+@dataclass
+class Backbone:
+    """A feature extractor and how to feed it.
+
+    Attributes:
+        model: Maps preprocessed images to a feature map (4D) or vector (2D).
+        preprocess: The :class:`~overfit_search.models.layers.Preprocess` mode it expects.
+        input_size: The square input size it needs, or None when any size works.
+        layer_freezable: False for modules that can only be frozen all or nothing.
+    """
+
+    model: keras.Model | keras.layers.Layer
+    preprocess: str
+    input_size: int | None = None
+    layer_freezable: bool = True
+
+
+def _application(cfg: ModelConfig, image_size: int) -> Backbone:
+    spec = APPLICATIONS[cfg.backbone]
+    constructor = getattr(keras.applications, spec.constructor)
+    weights: str | None = cfg.weights
+    if weights == "none":
+        weights = None
+    elif weights not in ("imagenet", None) and not Path(weights).exists():
+        raise ConfigError(f"model.weights: no weights file at {weights}")
+    try:
+        model = constructor(
+            include_top=False, weights=weights, input_shape=(image_size, image_size, 3)
+        )
+    except Exception as exc:  # offline download, or an input size the weights do not allow
+        if weights == "imagenet":
+            raise ConfigError(
+                f"model.weights: could not load the imagenet weights of {cfg.backbone} at "
+                f"{image_size}px: they must be in the Keras cache (~/.keras/models) when "
+                f"offline ({str(exc).splitlines()[0]})"
+            ) from exc
+        raise ConfigError(f"model.backbone: {cfg.backbone}: {exc}") from exc
+    return Backbone(model, spec.preprocess)
+
+
+def _file(cfg: ModelConfig, image_size: int) -> Backbone:
+    target, _, layer = cfg.backbone[len("file:") :].partition("#")
+    path = Path(target)
+    if not path.is_file():
+        raise ConfigError(f"model.backbone: no model file at {path}")
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:
+        raise ConfigError(f"model.backbone: cannot load {path}: {exc}") from exc
+    if layer:
+        try:
+            model = model.get_layer(layer)
+        except ValueError:
+            names = ", ".join(lay.name for lay in model.layers)
+            raise ConfigError(
+                f"model.backbone: {path} has no layer '{layer}'; its layers: {names}"
+            ) from None
+    shape = model.input_shape
+    size = shape[1] if isinstance(shape, tuple) and len(shape) == 4 else None
+    return Backbone(model, "tf", input_size=size)
+
+
+def _tfhub(cfg: ModelConfig, image_size: int) -> Backbone:
+    if keras.backend.backend() != "tensorflow":
+        raise ConfigError(
+            "model.backbone: tfhub: modules are TensorFlow SavedModels and need "
+            f"KERAS_BACKEND=tensorflow (now {keras.backend.backend()})"
+        )
+    handle = cfg.backbone[len("tfhub:") :]
+    path = Path(handle)
+    if not path.is_dir():
+        import os
+
+        cache = os.environ.get("TFHUB_CACHE_DIR")
+        raise ConfigError(
+            f"model.backbone: TF-Hub module {handle} is not a local SavedModel directory"
+            + (f" (TFHUB_CACHE_DIR={cache})" if cache else " (set TFHUB_CACHE_DIR for handles)")
+        )
+    layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default", trainable=True)
+    return Backbone(layer, "unit", layer_freezable=False)
+
+
+def _builtin(cfg: ModelConfig, image_size: int) -> Backbone:
+    from overfit_search.models.builtin import load_builtin
+
+    return Backbone(load_builtin(cfg.backbone[len("builtin:") :], image_size), "unit")
+
+
+BACKBONES: dict[str, Callable[[ModelConfig, int], Backbone]] = {
+    "application": _application,
+    "file": _file,
+    "tfhub": _tfhub,
+    "builtin": _builtin,
+}
+
+
+def build_backbone(cfg: ModelConfig, image_size: int) -> Backbone:
+    """Build the backbone the sweep names (see :data:`BACKBONES`)."""
+    backbone = BACKBONES[cfg.scheme](cfg, image_size)
+    if cfg.preprocess != "auto":
+        backbone.preprocess = cfg.preprocess
+    return backbone
+
+
+def freeze(backbone: Backbone, frozen_fraction: float | None, frozen_layers: int | None) -> int:
+    """Freeze the backbone from the input side; return how many layers are frozen.
+
+    Layers are the backbone's own ``layers`` list without its InputLayer, in order, so
+    ``frozen_layers: 20`` freezes the first 20 of them and ``frozen_fraction: 0.5`` the
+    first ``round(0.5 * n)``. Frozen BatchNormalization layers run in inference mode
+    (Keras 3 does that for any non-trainable BatchNormalization).
+    """
+    model = backbone.model
+    if not backbone.layer_freezable:
+        frozen = (frozen_fraction is not None and frozen_fraction >= 0.5) or bool(frozen_layers)
+        model.trainable = not frozen
+        return 1 if frozen else 0
+    layers = [lay for lay in model.layers if not isinstance(lay, keras.layers.InputLayer)]
+    n = len(layers)
+    count = round(frozen_fraction * n) if frozen_fraction is not None else int(frozen_layers or 0)
+    count = max(0, min(n, count))
+    model.trainable = True
+    for i, lay in enumerate(layers):
+        lay.trainable = i >= count
+    return count

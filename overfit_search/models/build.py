@@ -1,0 +1,79 @@
+"""Assemble a trial's model: augmentation, preprocessing, backbone, head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from overfit_search.config.schema import Sweep
+from overfit_search.models.augment import augmentation
+from overfit_search.models.backbones import build_backbone, freeze
+from overfit_search.models.layers import PositionAttention, Preprocess
+
+
+@dataclass
+class BuiltModel:
+    """The model and facts about it the trial logs."""
+
+    model: keras.Model
+    frozen_layers: int
+    backbone_layers: int
+
+
+def build_model(sweep: Sweep, params: dict[str, Any], num_classes: int, seed: int = 0) -> BuiltModel:
+    """Build backbone + head for one trial's hyperparameters.
+
+    Head: ``[attention] → pooling → [Dense(hidden) → Dropout] → Dropout(dropout) →
+    Dense(classes, L2(l2))``. Inputs are RGB in [0, 255]; augmentation runs on them (training
+    only), then the backbone's own preprocessing.
+
+    Args:
+        sweep: The sweep (model, data and train sections are read).
+        params: ``dropout``, ``l2``, ``learning_rate``, ``augmentation`` and
+            ``frozen_fraction`` or ``frozen_layers``.
+        num_classes: Output classes.
+        seed: Seed of the augmentation layers.
+    """
+    size = sweep.data.image_size
+    backbone = build_backbone(sweep.model, size)
+    frozen = freeze(backbone, params.get("frozen_fraction"), params.get("frozen_layers"))
+    l2 = keras.regularizers.L2(float(params["l2"])) if params["l2"] > 0 else None
+
+    inputs = keras.Input((size, size, 3), name="image")
+    x = inputs
+    aug = augmentation(float(params["augmentation"]), flip=sweep.train.augment_flip, seed=seed)
+    if aug is not None:
+        x = aug(x)
+    if backbone.input_size is not None and backbone.input_size != size:
+        x = keras.layers.Resizing(backbone.input_size, backbone.input_size, name="resize")(x)
+    x = Preprocess(backbone.preprocess, name="preprocess")(x)
+    x = backbone.model(x)
+    if isinstance(x, dict):  # TFSMLayer returns the signature's outputs by name
+        x = next(iter(x.values()))
+    head = sweep.model.head
+    if len(x.shape) == 4:
+        if head.attention_heads:
+            x = PositionAttention(head.attention_heads, name="attention")(x)
+        pool = keras.layers.GlobalAveragePooling2D if head.pooling == "avg" else keras.layers.GlobalMaxPooling2D
+        x = pool(name="pool")(x)
+    if head.hidden_units:
+        x = keras.layers.Dense(head.hidden_units, activation="relu", kernel_regularizer=l2, name="hidden")(x)
+        x = keras.layers.Dropout(float(params["dropout"]), name="hidden_dropout")(x)
+    x = keras.layers.Dropout(float(params["dropout"]), name="dropout")(x)
+    outputs = keras.layers.Dense(
+        num_classes, activation="softmax", kernel_regularizer=l2, dtype="float32", name="classes"
+    )(x)
+    model = keras.Model(inputs, outputs, name="overfit_search_model")
+    n_layers = len([lay for lay in getattr(backbone.model, "layers", [])]) or 1
+    return BuiltModel(model, frozen, n_layers)
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """The sweep's optimizer at a learning rate (SGD with momentum 0.9)."""
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9)
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate)
+    return keras.optimizers.Adam(learning_rate)

@@ -1,0 +1,1 @@
+"""The only package that imports Ray: searcher, stopper, trainable, runner."""

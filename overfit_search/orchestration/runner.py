@@ -1,0 +1,388 @@
+"""Run a sweep: Optuna owns the study, Ray Tune runs the trials (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from overfit_search.config import Sweep, load_sweep
+from overfit_search.errors import ConfigError, FatalError
+from overfit_search.orchestration.progress import SweepProgress
+from overfit_search.pruning import OverfitJudge, make_rule
+from overfit_search.results.exports import BestChoice, clear_results, write_exports
+from overfit_search.scoring import directions
+from overfit_search.search_space import baseline_params, split_space
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepResult:
+    """What a finished sweep hands back.
+
+    Attributes:
+        study: The Optuna study.
+        best: The exported trial and why it was chosen (None when no trial completed).
+        output: The results directory.
+        paths: The files written, by name.
+        epochs_saved: Epochs not run because trials were stopped early.
+        interrupted: The sweep was interrupted (SIGINT/SIGTERM).
+    """
+
+    study: optuna.Study
+    best: BestChoice | None
+    output: Path
+    paths: dict[str, Path] = field(default_factory=dict)
+    epochs_saved: int = 0
+    interrupted: bool = False
+
+
+def output_dir(sweep: Sweep, output: str | Path | None) -> Path:
+    """``--output`` or results/<name>, absolute."""
+    return Path(output).resolve() if output else (Path("results") / sweep.name).resolve()
+
+
+def storage_url(sweep: Sweep, out: Path) -> str:
+    """The study's storage URL: ``study.storage`` or SQLite in the output directory."""
+    return sweep.study.storage or f"sqlite:///{out / 'study.db'}"
+
+
+def make_sampler(sweep: Sweep) -> optuna.samplers.BaseSampler:
+    """The sweep's seeded Optuna sampler."""
+    s = sweep.study
+    if s.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=s.seed)
+    if s.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=s.seed)
+    if s.sampler == "gp":
+        try:
+            return optuna.samplers.GPSampler(seed=s.seed, n_startup_trials=s.n_startup_trials)
+        except ImportError as exc:
+            raise ConfigError(f"study.sampler: gp needs PyTorch ({exc})") from None
+    return optuna.samplers.TPESampler(
+        seed=s.seed,
+        n_startup_trials=s.n_startup_trials,
+        multivariate=True,
+        constant_liar=True,  # parallel trials do not all propose the same point
+    )
+
+
+def _existing_study(url: str, name: str) -> bool:
+    try:
+        names = optuna.study.get_all_study_names(storage=url)
+    except Exception:
+        return False
+    return name in names
+
+
+def _prepare_output(sweep: Sweep, out: Path, resume: bool, overwrite: bool) -> str:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"--output: cannot write to {out} ({exc.strerror})") from None
+    url = storage_url(sweep, out)
+    exists = _existing_study(url, sweep.name)
+    if exists and overwrite:
+        if sweep.study.storage:
+            optuna.delete_study(study_name=sweep.name, storage=url)
+        clear_results(out)
+    elif exists and not resume:
+        raise ConfigError(
+            f"{out}: already holds study '{sweep.name}'; pass --resume to continue it or "
+            "--overwrite to start afresh"
+        )
+    elif resume and not exists:
+        logger.info("no study to resume in %s: starting a new one", out)
+    return url
+
+
+def _write_sweep_yaml(sweep: Sweep, out: Path) -> None:
+    from overfit_search import __version__
+
+    doc = sweep.model_dump(mode="json", exclude_none=True)
+    header = f"# resolved sweep as run by overfit-search {__version__}\n"
+    (out / "sweep.yaml").write_text(header + yaml.safe_dump(doc, sort_keys=False))
+
+
+def _fail_unfinished(study: optuna.Study, numbers: set[int] | None, reason: str) -> int:
+    """Mark RUNNING trials FAIL (ours when ``numbers`` is given, else all); return how many."""
+    count = 0
+    for t in study.get_trials(deepcopy=False, states=[TrialState.RUNNING]):
+        if numbers is not None and t.number not in numbers:
+            continue
+        study._storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+        study._storage.set_trial_user_attr(t._trial_id, "state", "FAIL")
+        study.tell(t.number, state=TrialState.FAIL)
+        count += 1
+    return count
+
+
+def run_sweep(
+    sweep: Sweep | str | Path,
+    *,
+    trials: int | None = None,
+    max_epochs: int | None = None,
+    output: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> SweepResult:
+    """Run (or resume) a sweep and write its results.
+
+    Args:
+        sweep: A sweep file path or a loaded :class:`Sweep`.
+        trials: Override ``study.trials`` (the total the study should reach).
+        max_epochs: Override ``train.max_epochs``.
+        output: Results directory (default ``results/<name>``).
+        resume: Continue the study already in the output directory.
+        overwrite: Delete the study already in the output directory first.
+        progress: Draw the live table.
+
+    Raises:
+        ConfigError: Bad sweep, or an existing study without ``resume``/``overwrite``.
+        DataError: The images are missing or unusable.
+        FatalError: Every trial of this run failed.
+    """
+    overrides: dict[str, Any] = {}
+    if trials is not None:
+        overrides["study.trials"] = trials
+    if max_epochs is not None:
+        overrides["train.max_epochs"] = max_epochs
+    if isinstance(sweep, str | Path):
+        sweep = load_sweep(sweep, overrides)
+    elif overrides:
+        from overfit_search.config import sweep_from_dict
+
+        sweep = sweep_from_dict(sweep.model_dump(mode="json"), source=sweep.name, overrides=overrides)
+    assert isinstance(sweep, Sweep)
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite: choose one")
+
+    out = output_dir(sweep, output)
+    url = _prepare_output(sweep, out, resume, overwrite)
+
+    from overfit_search.data import load_data
+
+    data = load_data(sweep.data, cache_dir=out / ".cache")
+    data.split.to_csv(out / "split.csv", index=False)
+    _write_sweep_yaml(sweep, out)
+    if data.skipped:
+        logger.warning("%d unreadable image(s) skipped; see split.csv's neighbour skipped.csv",
+                       len(data.skipped))
+        import pandas as pd
+
+        pd.DataFrame(data.skipped, columns=["file", "reason"]).to_csv(out / "skipped.csv", index=False)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.RDBStorage(url)
+    study = optuna.create_study(
+        study_name=sweep.name,
+        storage=storage,
+        sampler=make_sampler(sweep),
+        directions=directions(sweep.objective.mode),
+        load_if_exists=True,
+    )
+    # A local SQLite study has one driver: a RUNNING trial there was interrupted. On a shared
+    # server database only heartbeats can tell (issue 9); leave other drivers' trials alone.
+    if not sweep.study.storage:
+        _fail_unfinished(study, None, "interrupted")
+    finished_before = [
+        t for t in study.get_trials(deepcopy=False) if t.state.is_finished()
+    ]
+    done_before = sum(t.state != TrialState.FAIL for t in finished_before)
+    to_run = max(0, sweep.study.trials - done_before)
+    space, fixed = split_space(sweep.search)
+    if not finished_before:
+        study.set_user_attr("objective", sweep.objective.model_dump())
+        study.set_user_attr("max_epochs", sweep.train.max_epochs)
+        base = baseline_params(sweep.search)
+        if base is not None:
+            study.enqueue_trial(base, user_attrs={"baseline": True}, skip_if_exists=True)
+
+    rule = make_rule(**sweep.pruning.rule.model_dump())
+    judge = OverfitJudge(
+        rule,
+        grace_epochs=sweep.pruning.grace_epochs,
+        compare=sweep.pruning.compare,
+        compare_min_trials=sweep.pruning.compare_min_trials,
+    )
+    for t in finished_before:
+        hist = t.user_attrs.get("val_loss_history") or [
+            t.intermediate_values[k] for k in sorted(t.intermediate_values)
+        ]
+        if t.state != TrialState.FAIL and hist:
+            judge.seed(f"earlier-{t.number}", hist)
+
+    tracker = SweepProgress(sweep.name, to_run, already=done_before, enabled=progress)
+    interrupted = _run_tune(sweep, study, space, fixed, judge, data, out, to_run, tracker)
+
+    _fail_unfinished(study, tracker.numbers if sweep.study.storage else None, "interrupted")
+    best = write_exports(study, sweep, out, fixed)
+    paths = {n: out / n for n in ("study.db", "sweep.yaml", "split.csv", "trials.csv",
+                                   "histories.csv", "best.yaml", "trials") if (out / n).exists()}
+    saved = 0
+    for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE, TrialState.PRUNED]):
+        if t.user_attrs.get("stopped_early") and t.user_attrs.get("epochs_run"):
+            saved += sweep.train.max_epochs - int(t.user_attrs["epochs_run"])
+    result = SweepResult(study, best, out, paths, saved, interrupted)
+    ran = tracker.done
+    if ran and tracker.counts["FAIL"] == ran and not interrupted:
+        raise FatalError(
+            f"all {ran} trial(s) failed; first reason: {_first_fail_reason(study)} "
+            f"(tracebacks in {out / 'trials'})"
+        )
+    return result
+
+
+def _first_fail_reason(study: optuna.Study) -> str:
+    for t in study.get_trials(deepcopy=False, states=[TrialState.FAIL]):
+        if t.user_attrs.get("fail_reason"):
+            return str(t.user_attrs["fail_reason"])
+    return "unknown"
+
+
+def _ray_init(sweep: Sweep) -> bool:
+    """Start (or join) Ray; return True when this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    env = {
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "TF_FORCE_GPU_ALLOW_GROWTH": "true",  # fractional GPUs: packed trials share memory
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+        "PYTHONWARNINGS": "ignore",
+    }
+    for key in ("KERAS_BACKEND", "OVERFIT_SEARCH_CACHE", "TFHUB_CACHE_DIR"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    address = sweep.resources.ray_address or "local"  # never attach to a stale `ray start`
+    kwargs: dict[str, Any] = {
+        "address": address,
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+        "runtime_env": {"env_vars": env},
+    }
+    try:
+        ray.init(**kwargs)
+    except ConnectionError as exc:
+        raise ConfigError(f"resources.ray_address: cannot connect to {address}: {exc}") from None
+    return True
+
+
+def _run_tune(
+    sweep: Sweep,
+    study: optuna.Study,
+    space: dict[str, Any],
+    fixed: dict[str, Any],
+    judge: OverfitJudge,
+    data: Any,
+    out: Path,
+    to_run: int,
+    tracker: SweepProgress,
+) -> bool:
+    """Run ``to_run`` trials through Ray Tune; return True if interrupted."""
+    if to_run == 0:
+        return False
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+
+    from overfit_search.orchestration.searcher import OverfitOptunaSearch
+    from overfit_search.orchestration.stopper import OverfitStopper
+    from overfit_search.orchestration.trainable import train_trial
+
+    def on_told(trial: optuna.trial.FrozenTrial) -> None:
+        state = str(trial.user_attrs.get("state") or trial.state.name)
+        tracker.trial_finished(state, trial.value if len(study.directions) == 1 else (
+            trial.values[0] if trial.values else None), trial.number,
+            int(trial.user_attrs.get("epochs_run") or 0))
+
+    searcher = OverfitOptunaSearch(study, space, fixed, judge, sweep, on_told=on_told)
+    original_suggest = searcher.suggest
+
+    def suggest(trial_id: str) -> dict[str, Any] | None:
+        config = original_suggest(trial_id)
+        number = searcher.trial_number(trial_id)
+        if config is not None and number is not None:
+            tracker.trial_started(number)
+        return config
+
+    searcher.suggest = suggest  # type: ignore[method-assign]
+    started_ray = _ray_init(sweep)
+    res = sweep.resources
+    max_concurrent = res.max_concurrent
+    if max_concurrent is None:
+        cpus = ray.cluster_resources().get("CPU", 1)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        by_cpu = int(cpus // res.cpus_per_trial) or 1
+        by_gpu = int(gpus // res.gpus_per_trial) if res.gpus_per_trial else by_cpu
+        max_concurrent = max(1, min(by_cpu, by_gpu or 1))
+    search_alg = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+    scheduler = None
+    if sweep.pruning.scheduler.name == "asha":
+        sched = sweep.pruning.scheduler
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            metric="val_loss",
+            mode="min",
+            max_t=sweep.train.max_epochs,
+            grace_period=sched.grace_period,
+            reduction_factor=sched.reduction_factor,
+        )
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            train_trial, data=data, sweep_json=sweep.model_dump(mode="json"), output=str(out)
+        ),
+        {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial},
+    )
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=search_alg,
+            scheduler=scheduler,
+            num_samples=to_run,
+            reuse_actors=True,
+            time_budget_s=sweep.study.timeout,
+        ),
+        run_config=tune.RunConfig(
+            name="ray",
+            storage_path=str(out),
+            stop=OverfitStopper(judge, sweep.study.max_total_epochs),
+            verbose=0,
+            progress_reporter=None,
+            log_to_file=True,
+        ),
+    )
+    interrupted = False
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        with tracker:
+            tuner.fit()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if started_ray:
+            ray.shutdown()
+    return interrupted

@@ -1,0 +1,217 @@
+"""Ray Tune's OptunaSearch, with the bookkeeping this product needs (DESIGN.md §5-6).
+
+Upstream ``OptunaSearch`` (Ray 2.5x-2.60, read in its source) tells every scheduler-stopped
+trial COMPLETE with its last reported value, uses ``NopPruner`` and drops intermediate values
+in multi-objective studies. This subclass overrides ``suggest``, ``on_trial_result`` and
+``on_trial_complete`` so the study shows PRUNED / COMPLETE / FAIL as the overfit judge decided,
+scored at the best epoch, with per-epoch values kept. It uses the parent's private
+``_ot_trials``, ``_ot_study`` and ``_completed_trials``: the Ray range is pinned in
+pyproject.toml and tests/orchestration cover it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from overfit_search.config.schema import Sweep
+from overfit_search.pruning import OverfitJudge, Outcome
+from overfit_search.scoring import is_feasible, objective_values
+
+logger = logging.getLogger(__name__)
+
+TRIAL_NUMBER_KEY = "__trial_number"
+
+
+class OverfitOptunaSearch(OptunaSearch):  # type: ignore[misc]
+    """OptunaSearch that tells Optuna what the overfit judge decided.
+
+    Args:
+        study: The study (its storage, name, sampler and directions are used).
+        space: Searched knobs as Optuna distributions.
+        fixed: Knobs with a fixed value, passed to every trial.
+        judge: The decision object the stopper feeds (shared, both run in the driver).
+        sweep: The sweep (objective, max_epochs).
+        on_told: Called with each finished trial after it is told, for progress and exports.
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        space: dict[str, optuna.distributions.BaseDistribution],
+        fixed: dict[str, Any],
+        judge: OverfitJudge,
+        sweep: Sweep,
+        on_told: Callable[[optuna.trial.FrozenTrial], None] | None = None,
+    ) -> None:
+        multi = len(study.directions) > 1
+        super().__init__(
+            space=space,
+            metric=["val_loss", "gap"] if multi else "val_loss",
+            mode=["min", "min"] if multi else "min",
+            sampler=study.sampler,
+            study_name=study.study_name,
+            storage=study._storage,
+        )
+        self._fixed = dict(fixed)
+        self._judge = judge
+        self._sweep = sweep
+        self._on_told = on_told
+        self._multi = multi
+        self._reported: dict[str, set[int]] = {}
+        self._numbers: dict[str, int] = {}
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        params = super().suggest(trial_id)
+        if params is None:
+            return None
+        ot_trial = self._ot_trials[trial_id]
+        self._numbers[trial_id] = ot_trial.number
+        ot_trial.set_user_attr("ray_trial_id", trial_id)
+        return {**self._fixed, **params, TRIAL_NUMBER_KEY: ot_trial.number}
+
+    def trial_number(self, trial_id: str) -> int | None:
+        """The Optuna trial number of a Ray trial id."""
+        return self._numbers.get(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if trial_id in self._completed_trials:
+            return
+        self._record(trial_id, result)
+
+    def _record(self, trial_id: str, result: dict[str, Any]) -> None:
+        if "failed" in result or "epoch" not in result:
+            return
+        epoch = int(result["epoch"])
+        seen = self._reported.setdefault(trial_id, set())
+        if epoch in seen:
+            return
+        seen.add(epoch)
+        self._judge.observe(
+            trial_id, epoch, float(result["val_loss"]), float(result["train_eval_loss"])
+        )
+        val = float(result["val_loss"])
+        if not self._multi and math.isfinite(val):
+            self._ot_trials[trial_id].report(val, epoch)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        if result:
+            self._record(trial_id, result)
+        failed = (result or {}).get("failed")
+        if error and not failed:
+            number = self._numbers.get(trial_id)
+            failed = f"the trial process crashed (see trials/{number}/)"
+        outcome = self._judge.outcome(trial_id, failed=failed)
+        ot_trial = self._ot_trials[trial_id]
+        try:
+            self._tell(ot_trial, trial_id, outcome)
+        except Exception:  # never lose the sweep over one bookkeeping error
+            logger.exception("could not record trial %s", ot_trial.number)
+        self._completed_trials.add(trial_id)
+        if self._on_told is not None:
+            self._on_told(self._ot_study._storage.get_trial(ot_trial._trial_id))
+
+    def _tell(self, ot_trial: optuna.Trial, trial_id: str, outcome: Outcome) -> None:
+        objective = self._sweep.objective
+        val_hist, train_hist = self._judge.history(trial_id)
+        state = outcome.state
+        rule, reason = outcome.rule, outcome.reason
+        max_epochs = self._sweep.train.max_epochs
+        if state == "COMPLETE" and not outcome.stopped_early and outcome.epochs_run < max_epochs:
+            # Stopped by the Ray scheduler (ASHA) or a study budget, not by the overfit rule.
+            state, rule = "PRUNED", "scheduler"
+            reason = f"stopped by the scheduler after epoch {outcome.epochs_run}"
+        attrs: dict[str, Any] = {
+            "state": state,
+            "best_epoch": outcome.best_epoch,
+            "best_val_loss": outcome.best_val_loss,
+            "gap": outcome.gap_at_best,
+            "epochs_run": outcome.epochs_run,
+            "stopped_early": outcome.stopped_early or rule == "scheduler",
+            "stop_rule": rule,
+            "stop_reason": reason,
+            "median": outcome.median,
+        }
+        if self._multi:  # Optuna keeps no intermediate values for multi-objective studies
+            attrs["val_loss_history"] = val_hist
+        attrs["train_eval_loss_history"] = train_hist
+        feasible = is_feasible(outcome.gap_at_best, objective.max_gap)
+        if state != "FAIL":
+            attrs["feasible"] = feasible
+        for key, value in attrs.items():
+            ot_trial.set_user_attr(key, _jsonable(value))
+        if state != "FAIL" and outcome.gap_at_best is not None:
+            ot_trial.set_constraint("gap", outcome.gap_at_best - objective.max_gap)
+        _save_note(ot_trial, _note(ot_trial.number, attrs, objective.max_gap))
+        if state == "FAIL" or outcome.best_val_loss is None or outcome.gap_at_best is None:
+            ot_trial.set_user_attr("fail_reason", reason or "no finite epoch")
+            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+            return
+        values = objective_values(
+            objective.mode,
+            outcome.best_val_loss,
+            outcome.gap_at_best,
+            objective.max_gap,
+            objective.penalty_weight,
+        )
+        if state == "PRUNED":
+            _tell_pruned(self._ot_study, ot_trial, values)
+        else:
+            self._ot_study.tell(ot_trial, values)
+
+
+def _tell_pruned(study: optuna.Study, trial: optuna.Trial, values: list[float]) -> None:
+    """Tell PRUNED with the trial's best value so far (``Study.tell`` would use the last).
+
+    Mirrors optuna.study._tell for PRUNED (Optuna 5.0): sampler post-processing, then store.
+    """
+    frozen = study._storage.get_trial(trial._trial_id)
+    try:
+        study.sampler.after_trial(study, frozen, TrialState.PRUNED, values)
+    finally:
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.PRUNED, values)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _note(number: int, attrs: dict[str, Any], max_gap: float) -> str:
+    lines = [f"## Trial {number}: {attrs['state']}"]
+    if attrs["best_epoch"] is not None:
+        lines.append(
+            f"- best epoch {attrs['best_epoch']} of {attrs['epochs_run']}: "
+            f"val_loss {attrs['best_val_loss']:.4f}, gap {attrs['gap']:.4f}"
+        )
+        ok = "feasible" if attrs.get("feasible") else "infeasible"
+        lines.append(f"- {ok}: gap {attrs['gap']:.4f} vs max_gap {max_gap:g}")
+    if attrs["stop_reason"]:
+        lines.append(f"- stopped: {attrs['stop_reason']}")
+    else:
+        lines.append("- ran to max_epochs")
+    return "\n".join(lines)
+
+
+def _save_note(trial: optuna.Trial, text: str) -> None:
+    try:
+        from optuna_dashboard import save_note
+    except ImportError:  # the dashboard is optional at run time
+        return
+    try:
+        save_note(trial, text)
+    except Exception:
+        logger.debug("could not save the note of trial %s", trial.number, exc_info=True)

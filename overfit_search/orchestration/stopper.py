@@ -1,0 +1,43 @@
+"""The overfit rule as a Ray ``Stopper`` around the pure judge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.tune import Stopper
+
+from overfit_search.pruning import OverfitJudge
+
+
+class OverfitStopper(Stopper):  # type: ignore[misc]
+    """Stops a trial when the judge says so, or when it reports a failure.
+
+    Also enforces ``study.max_total_epochs``: once the epochs run across all trials reach it,
+    every trial is stopped.
+
+    Args:
+        judge: The shared decision object (the searcher reads its outcomes).
+        max_total_epochs: Study-wide epoch budget, or None.
+    """
+
+    def __init__(self, judge: OverfitJudge, max_total_epochs: int | None = None) -> None:
+        self.judge = judge
+        self.max_total_epochs = max_total_epochs
+        self.epochs: dict[str, int] = {}
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        if "failed" in result:
+            return True
+        if "epoch" not in result:
+            return False
+        epoch = int(result["epoch"])
+        self.epochs[trial_id] = max(self.epochs.get(trial_id, 0), epoch)
+        decision = self.judge.observe(
+            trial_id, epoch, float(result["val_loss"]), float(result["train_eval_loss"])
+        )
+        return decision.stop
+
+    def stop_all(self) -> bool:
+        return self.max_total_epochs is not None and sum(self.epochs.values()) >= (
+            self.max_total_epochs
+        )

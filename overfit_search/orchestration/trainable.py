@@ -1,0 +1,54 @@
+"""The Ray Tune function trainable: one trial in a (reused) worker process."""
+
+from __future__ import annotations
+
+import math
+import traceback
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from overfit_search.config.schema import Sweep
+from overfit_search.data.dataset import ImageData
+from overfit_search.orchestration.searcher import TRIAL_NUMBER_KEY
+
+
+def trial_seed(study_seed: int, number: int) -> int:
+    """A distinct, reproducible seed per trial."""
+    return study_seed * 100_003 + number
+
+
+def train_trial(
+    config: dict[str, Any], data: ImageData, sweep_json: dict[str, Any], output: str
+) -> None:
+    """Run one trial and report every epoch to Ray Tune.
+
+    A trial that raises reports one last result with a ``failed`` reason (and its traceback
+    is kept in ``trials/<number>/traceback.txt``) instead of crashing the Ray trial, so the
+    reason reaches the study. Ray's own stop request (``SystemExit``) passes through.
+    """
+    from overfit_search.training.trial import run_trial  # Keras loads in the worker only
+
+    params = dict(config)
+    number = int(params.pop(TRIAL_NUMBER_KEY))
+    sweep = Sweep.model_validate(sweep_json)
+    trial_dir = Path(output) / "trials" / str(number)
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    (trial_dir / "traceback.txt").unlink(missing_ok=True)
+    last_epoch = 0
+
+    def report(row: dict[str, Any]) -> None:
+        nonlocal last_epoch
+        last_epoch = int(row["epoch"])
+        tune.report(dict(row))
+
+    try:
+        run_trial(sweep, params, data, report, trial_dir, seed=trial_seed(sweep.study.seed, number))
+    except Exception as exc:
+        (trial_dir / "traceback.txt").write_text(traceback.format_exc())
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        nan = math.nan
+        tune.report(
+            {"epoch": last_epoch + 1, "val_loss": nan, "train_eval_loss": nan, "failed": reason}
+        )

@@ -1,0 +1,1 @@
+"""Exports, report, dashboard launcher and retrain (no TensorFlow or Ray at import)."""

@@ -1,0 +1,193 @@
+"""Files written from a finished (or interrupted) study: trials.csv, histories.csv, best.yaml.
+
+Reads the Optuna study and ``trials/<n>/history.csv``; imports neither TensorFlow nor Ray.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from overfit_search.config.schema import Sweep
+from overfit_search.errors import FatalError
+
+BEST_WEIGHTS = "best.weights.h5"
+
+
+@dataclass(frozen=True)
+class BestChoice:
+    """The trial chosen for export and why."""
+
+    trial: FrozenTrial
+    why: str
+    pareto_numbers: tuple[int, ...] = ()
+
+
+def _val(trial: FrozenTrial) -> float:
+    value = trial.user_attrs.get("best_val_loss")
+    return math.inf if value is None else float(value)
+
+
+def pareto_numbers(study: optuna.Study) -> tuple[int, ...]:
+    """Numbers of the Pareto-optimal trials of a multi-objective study (else empty)."""
+    if len(study.directions) < 2:
+        return ()
+    return tuple(sorted(t.number for t in study.best_trials))
+
+
+def select_best(study: optuna.Study, sweep: Sweep) -> BestChoice:
+    """Pick the trial to export (DESIGN.md §5).
+
+    ``constrained``: the lowest val_loss among feasible COMPLETE trials (Optuna's own
+    constraint-aware ``best_trial``); if none is feasible, the one with the smallest gap, said in
+    ``why``. ``penalized``: the lowest penalized value. ``pareto``: the lowest-val-loss point of
+    the Pareto set that meets ``max_gap``, else the lowest-val-loss Pareto point.
+
+    Raises:
+        FatalError: No trial finished COMPLETE.
+    """
+    complete = study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
+    if not complete:
+        raise FatalError(f"study '{study.study_name}' has no COMPLETE trial to export")
+    max_gap = sweep.objective.max_gap
+    if len(study.directions) > 1:
+        front = list(study.best_trials)
+        numbers = tuple(sorted(t.number for t in front))
+        feasible = [t for t in front if (t.user_attrs.get("gap") or math.inf) <= max_gap]
+        if feasible:
+            return BestChoice(
+                min(feasible, key=_val), "lowest val_loss on the Pareto front within max_gap", numbers
+            )
+        return BestChoice(
+            min(front, key=_val), "lowest val_loss on the Pareto front (none within max_gap)", numbers
+        )
+    if sweep.objective.mode == "constrained":
+        feasible = [t for t in complete if t.user_attrs.get("feasible")]
+        if not feasible:
+            trial = min(complete, key=lambda t: t.user_attrs.get("gap") or math.inf)
+            return BestChoice(trial, f"no trial met max_gap {max_gap:g}: the smallest gap")
+        return BestChoice(study.best_trial, f"lowest val_loss with gap <= {max_gap:g}")
+    return BestChoice(study.best_trial, "lowest penalized value")
+
+
+def trials_frame(study: optuna.Study, trials_dir: Path | None = None) -> pd.DataFrame:
+    """One row per trial: number, state, value(s), params, best_epoch, gap, stop rule, seconds."""
+    front = set(pareto_numbers(study))
+    rows: list[dict[str, Any]] = []
+    for t in study.get_trials(deepcopy=False):
+        a = t.user_attrs
+        row: dict[str, Any] = {"number": t.number, "state": t.state.name}
+        if t.values is not None and len(t.values) > 1:
+            row["value_val_loss"], row["value_gap"] = t.values
+        else:
+            row["value"] = t.value
+        row.update({f"param_{k}": v for k, v in t.params.items()})
+        row.update(
+            best_epoch=a.get("best_epoch"),
+            best_val_loss=a.get("best_val_loss"),
+            gap=a.get("gap"),
+            feasible=a.get("feasible"),
+            epochs_run=a.get("epochs_run"),
+            stopped_early=a.get("stopped_early"),
+            stop_rule=a.get("stop_rule"),
+            stop_reason=a.get("stop_reason") or a.get("fail_reason"),
+            seconds=(t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else None,
+        )
+        if front or len(study.directions) > 1:
+            row["pareto"] = t.number in front
+        if trials_dir is not None:
+            row["has_weights"] = (trials_dir / str(t.number) / BEST_WEIGHTS).exists()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def histories_frame(trials_dir: Path) -> pd.DataFrame:
+    """Every trial's per-epoch history.csv, with a ``trial`` column."""
+    frames = []
+    if trials_dir.is_dir():
+        for folder in sorted(trials_dir.iterdir(), key=lambda p: (len(p.name), p.name)):
+            path = folder / "history.csv"
+            if folder.name.isdigit() and path.exists() and path.stat().st_size:
+                frame = pd.read_csv(path)
+                frame.insert(0, "trial", int(folder.name))
+                frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["trial", "epoch"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def best_sweep(sweep: Sweep, trial: FrozenTrial, fixed: dict[str, Any]) -> dict[str, Any]:
+    """A complete sweep file with the trial's values fixed and max_epochs = its best epoch."""
+    doc = sweep.model_dump(mode="json", exclude_none=True)
+    search = {k: v for k, v in doc["search"].items() if k not in (*_KNOB_NAMES, "baseline")}
+    values = {**fixed, **trial.params}
+    for knob in sweep.search.active_knobs():
+        search[knob] = values[knob]
+    doc["search"] = search
+    doc["name"] = f"{sweep.name}-best"
+    doc["train"]["max_epochs"] = int(trial.user_attrs.get("best_epoch") or sweep.train.max_epochs)
+    doc["study"]["trials"] = 1
+    doc["study"].pop("storage", None)
+    return doc
+
+
+_KNOB_NAMES = ("dropout", "l2", "learning_rate", "augmentation", "frozen_fraction", "frozen_layers")
+
+
+def keep_top_weights(study: optuna.Study, trials_dir: Path, keep: int) -> list[int]:
+    """Delete best-epoch weights of all but the ``keep`` lowest-val-loss finished trials."""
+    finished = [
+        t
+        for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE, TrialState.PRUNED])
+        if t.user_attrs.get("best_val_loss") is not None
+    ]
+    ranked = sorted(finished, key=_val)
+    kept = [t.number for t in ranked[:keep]]
+    if trials_dir.is_dir():
+        for folder in trials_dir.iterdir():
+            path = folder / BEST_WEIGHTS
+            if path.exists() and (not folder.name.isdigit() or int(folder.name) not in kept):
+                path.unlink()
+    return kept
+
+
+def write_exports(
+    study: optuna.Study, sweep: Sweep, out: Path, fixed: dict[str, Any]
+) -> BestChoice | None:
+    """Write trials.csv, histories.csv and best.yaml; return the chosen trial (None if none)."""
+    trials_dir = out / "trials"
+    keep_top_weights(study, trials_dir, sweep.train.keep_best_weights)
+    trials_frame(study, trials_dir).to_csv(out / "trials.csv", index=False)
+    histories_frame(trials_dir).to_csv(out / "histories.csv", index=False)
+    try:
+        choice = select_best(study, sweep)
+    except FatalError:
+        (out / "best.yaml").unlink(missing_ok=True)
+        return None
+    doc = best_sweep(sweep, choice.trial, fixed)
+    header = (
+        f"# overfit-search best configuration: trial {choice.trial.number} ({choice.why})\n"
+        f"# val_loss {choice.trial.user_attrs.get('best_val_loss'):.4f} at epoch "
+        f"{choice.trial.user_attrs.get('best_epoch')}, gap {choice.trial.user_attrs.get('gap'):.4f}\n"
+    )
+    (out / "best.yaml").write_text(header + yaml.safe_dump(doc, sort_keys=False))
+    return choice
+
+
+def clear_results(out: Path) -> None:
+    """Remove a previous study's files from an output directory (``--overwrite``)."""
+    for name in ("study.db", "trials.csv", "histories.csv", "best.yaml", "split.csv", "sweep.yaml",
+                 "report.html"):
+        (out / name).unlink(missing_ok=True)
+    for name in ("trials", "ray"):
+        shutil.rmtree(out / name, ignore_errors=True)

@@ -1,0 +1,50 @@
+"""Map the sweep's search section to Optuna distributions (and fixed values)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from overfit_search.config.schema import FloatRange, IntRange, SearchConfig
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
+
+
+def split_space(search: SearchConfig) -> tuple[dict[str, BaseDistribution], dict[str, Any]]:
+    """Split the knobs into searched ones (Optuna distributions) and fixed ones.
+
+    Args:
+        search: The sweep's ``search`` section.
+
+    Returns:
+        ``(distributions, fixed)``: a knob with a range becomes a ``FloatDistribution`` or
+        ``IntDistribution`` (``log`` as given); a fixed knob, or a range with ``low == high``,
+        goes to ``fixed``.
+    """
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    distributions: dict[str, BaseDistribution] = {}
+    fixed: dict[str, Any] = {}
+    for name in search.active_knobs():
+        knob = getattr(search, name)
+        if isinstance(knob, FloatRange | IntRange) and knob.low == knob.high:
+            fixed[name] = knob.low
+        elif isinstance(knob, IntRange):
+            distributions[name] = IntDistribution(knob.low, knob.high, log=knob.log)
+        elif isinstance(knob, FloatRange):
+            distributions[name] = FloatDistribution(knob.low, knob.high, log=knob.log)
+        else:
+            fixed[name] = knob
+    return distributions, fixed
+
+
+def baseline_params(search: SearchConfig) -> dict[str, Any] | None:
+    """The baseline trial's searched values (for ``Study.enqueue_trial``), or None.
+
+    Knobs the baseline leaves out are sampled; knobs that are fixed in the sweep are not
+    part of the Optuna trial and are dropped.
+    """
+    if search.baseline is None:
+        return None
+    distributions, _ = split_space(search)
+    return {k: v for k, v in search.baseline.items() if k in distributions}

@@ -1,0 +1,1 @@
+"""One trial's training loop and clean metrics (imports Keras)."""

@@ -1,0 +1,188 @@
+"""One trial: build, fit epoch by epoch, measure clean metrics, report them."""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from overfit_search.config.schema import Sweep
+from overfit_search.data.dataset import ImageData
+from overfit_search.errors import TrialError
+from overfit_search.models.build import build_model, make_optimizer
+from overfit_search.training.metrics import accuracy, cross_entropy, eval_subset
+
+Reporter = Callable[[dict[str, Any]], None]
+
+HISTORY_COLUMNS = (
+    "epoch",
+    "val_loss",
+    "train_eval_loss",
+    "gap",
+    "val_accuracy",
+    "train_eval_accuracy",
+    "keras_loss",
+    "keras_val_loss",
+    "keras_accuracy",
+    "epoch_seconds",
+)
+BEST_WEIGHTS = "best.weights.h5"
+
+
+class _EpochReporter(keras.callbacks.Callback):
+    """Measures the clean metrics after every epoch and hands them to ``report``."""
+
+    def __init__(
+        self,
+        data: ImageData,
+        subset: np.ndarray,
+        report: Reporter,
+        trial_dir: Path,
+        keep_weights: bool,
+        timeout: float | None,
+        batch_size: int,
+    ) -> None:
+        super().__init__()
+        self.data = data
+        self.subset = subset
+        self.report = report
+        self.trial_dir = trial_dir
+        self.keep_weights = keep_weights
+        self.timeout = timeout
+        self.batch_size = batch_size
+        self.best = math.inf
+        self.started = time.monotonic()
+        self.epoch_started = self.started
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch_started = time.monotonic()
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        out = self.model.predict(x, batch_size=self.batch_size, verbose=0)
+        return np.asarray(out, dtype=np.float64)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        number = epoch + 1  # epochs are numbered from 1, as Keras prints them
+        p_val = self._predict(self.data.x_val)
+        p_train = self._predict(self.data.x_train[self.subset])
+        y_train = self.data.y_train[self.subset]
+        val_loss = cross_entropy(p_val, self.data.y_val)
+        train_loss = cross_entropy(p_train, y_train)
+        penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in self.model.losses)
+        row = {
+            "epoch": number,
+            "val_loss": val_loss,
+            "train_eval_loss": train_loss,
+            "gap": val_loss - train_loss,
+            "val_accuracy": accuracy(p_val, self.data.y_val),
+            "train_eval_accuracy": accuracy(p_train, y_train),
+            "keras_loss": float(logs.get("loss", math.nan)),
+            # Keras's val_loss is the compiled loss plus the regularization penalty.
+            "keras_val_loss": val_loss + penalty,
+            "keras_accuracy": float(logs.get("accuracy", math.nan)),
+            "epoch_seconds": time.monotonic() - self.epoch_started,
+        }
+        _append_history(self.trial_dir, row)
+        _log(
+            self.trial_dir,
+            f"epoch {number}: val_loss {val_loss:.4f} train_eval_loss {train_loss:.4f} "
+            f"gap {row['gap']:.4f} val_acc {row['val_accuracy']:.3f} "
+            f"keras_loss {row['keras_loss']:.4f} ({row['epoch_seconds']:.1f}s)",
+        )
+        finite = math.isfinite(val_loss) and math.isfinite(train_loss)
+        if finite and val_loss < self.best:
+            self.best = val_loss
+            if self.keep_weights:
+                self.model.save_weights(self.trial_dir / BEST_WEIGHTS)
+        self.report(row)
+        if not finite:
+            self.model.stop_training = True
+        elif self.timeout is not None and time.monotonic() - self.started > self.timeout:
+            raise TrialError(
+                f"timeout: ran past train.trial_timeout={self.timeout:g}s at epoch {number}"
+            )
+
+
+def _append_history(trial_dir: Path, row: dict[str, Any]) -> None:
+    path = trial_dir / "history.csv"
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _log(trial_dir: Path, message: str) -> None:
+    with (trial_dir / "trial.log").open("a") as fh:
+        fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+
+
+def run_trial(
+    sweep: Sweep,
+    params: dict[str, Any],
+    data: ImageData,
+    report: Reporter,
+    trial_dir: Path,
+    seed: int,
+) -> None:
+    """Train one configuration and report clean metrics after every epoch.
+
+    Args:
+        sweep: The sweep (model, train and data sections).
+        params: The trial's knob values (searched and fixed).
+        data: Decoded images and the split, shared by every trial.
+        report: Called once per epoch with a row of :data:`HISTORY_COLUMNS`; the caller may
+            stop the trial from inside it.
+        trial_dir: ``trials/<number>/``: log, history.csv and best-epoch weights go here.
+        seed: Seeds weights init, shuffling, dropout and augmentation.
+
+    Raises:
+        TrialError: The trial ran past ``train.trial_timeout``.
+    """
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("history.csv", BEST_WEIGHTS):
+        (trial_dir / stale).unlink(missing_ok=True)
+    keras.backend.clear_session()  # workers are reused across trials
+    keras.utils.set_random_seed(seed)
+    if sweep.train.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    else:
+        keras.mixed_precision.set_global_policy("float32")
+    built = build_model(sweep, params, data.num_classes, seed=seed)
+    _log(
+        trial_dir,
+        f"params {params}; backbone layers frozen {built.frozen_layers}/{built.backbone_layers}; "
+        f"train {len(data.y_train)} validation {len(data.y_val)} images",
+    )
+    built.model.compile(
+        optimizer=make_optimizer(sweep.train.optimizer, float(params["learning_rate"])),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    subset = eval_subset(len(data.y_train), len(data.y_val), seed=sweep.data.seed)
+    reporter = _EpochReporter(
+        data,
+        subset,
+        report,
+        trial_dir,
+        keep_weights=sweep.train.keep_best_weights > 0,
+        timeout=sweep.train.trial_timeout,
+        batch_size=max(64, sweep.train.batch_size),
+    )
+    built.model.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=sweep.train.batch_size,
+        epochs=sweep.train.max_epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[reporter],
+    )
