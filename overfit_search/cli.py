@@ -160,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s",
     )
     for noisy in ("ray", "optuna", "absl", "tensorflow", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if args.debug else logging.WARNING)
+        # Ray's own warnings (token auth, result files we do not write) are not for users.
+        logging.getLogger(noisy).setLevel(logging.DEBUG if args.debug else logging.ERROR)
     try:
         return int(args.func(args))
     except OverfitSearchError as exc:

@@ -46,6 +46,19 @@ class SweepProgress:
         self._lock = threading.Lock()
         self._live: Live | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles the searcher (which holds this) into its experiment state.
+        state = self.__dict__.copy()
+        for key in ("console", "_lock", "_live"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.console = Console(stderr=True)
+        self._lock = threading.Lock()
+        self._live = None
+
     def trial_started(self, number: int) -> None:
         with self._lock:
             self.running += 1

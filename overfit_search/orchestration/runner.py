@@ -272,7 +272,7 @@ def _ray_init(sweep: Sweep) -> bool:
         "address": address,
         "include_dashboard": False,
         "log_to_driver": False,
-        "logging_level": logging.WARNING,
+        "logging_level": logging.ERROR,
         "runtime_env": {"env_vars": env},
     }
     try:
@@ -307,23 +307,7 @@ def _run_tune(
     from overfit_search.orchestration.stopper import OverfitStopper
     from overfit_search.orchestration.trainable import train_trial
 
-    def on_told(trial: optuna.trial.FrozenTrial) -> None:
-        state = str(trial.user_attrs.get("state") or trial.state.name)
-        tracker.trial_finished(state, trial.value if len(study.directions) == 1 else (
-            trial.values[0] if trial.values else None), trial.number,
-            int(trial.user_attrs.get("epochs_run") or 0))
-
-    searcher = OverfitOptunaSearch(study, space, fixed, judge, sweep, on_told=on_told)
-    original_suggest = searcher.suggest
-
-    def suggest(trial_id: str) -> dict[str, Any] | None:
-        config = original_suggest(trial_id)
-        number = searcher.trial_number(trial_id)
-        if config is not None and number is not None:
-            tracker.trial_started(number)
-        return config
-
-    searcher.suggest = suggest  # type: ignore[method-assign]
+    searcher = OverfitOptunaSearch(study, space, fixed, judge, sweep, progress=tracker)
     started_ray = _ray_init(sweep)
     res = sweep.resources
     max_concurrent = res.max_concurrent

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -21,6 +20,7 @@ from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from overfit_search.config.schema import Sweep
+from overfit_search.orchestration.progress import SweepProgress
 from overfit_search.pruning import OverfitJudge, Outcome
 from overfit_search.scoring import is_feasible, objective_values
 
@@ -38,7 +38,7 @@ class OverfitOptunaSearch(OptunaSearch):  # type: ignore[misc]
         fixed: Knobs with a fixed value, passed to every trial.
         judge: The decision object the stopper feeds (shared, both run in the driver).
         sweep: The sweep (objective, max_epochs).
-        on_told: Called with each finished trial after it is told, for progress and exports.
+        progress: The live table to update as trials start and finish.
     """
 
     def __init__(
@@ -48,7 +48,7 @@ class OverfitOptunaSearch(OptunaSearch):  # type: ignore[misc]
         fixed: dict[str, Any],
         judge: OverfitJudge,
         sweep: Sweep,
-        on_told: Callable[[optuna.trial.FrozenTrial], None] | None = None,
+        progress: SweepProgress | None = None,
     ) -> None:
         multi = len(study.directions) > 1
         super().__init__(
@@ -62,7 +62,7 @@ class OverfitOptunaSearch(OptunaSearch):  # type: ignore[misc]
         self._fixed = dict(fixed)
         self._judge = judge
         self._sweep = sweep
-        self._on_told = on_told
+        self._progress = progress
         self._multi = multi
         self._reported: dict[str, set[int]] = {}
         self._numbers: dict[str, int] = {}
@@ -74,6 +74,8 @@ class OverfitOptunaSearch(OptunaSearch):  # type: ignore[misc]
         ot_trial = self._ot_trials[trial_id]
         self._numbers[trial_id] = ot_trial.number
         ot_trial.set_user_attr("ray_trial_id", trial_id)
+        if self._progress is not None:
+            self._progress.trial_started(ot_trial.number)
         return {**self._fixed, **params, TRIAL_NUMBER_KEY: ot_trial.number}
 
     def trial_number(self, trial_id: str) -> int | None:
@@ -118,8 +120,15 @@ class OverfitOptunaSearch(OptunaSearch):  # type: ignore[misc]
         except Exception:  # never lose the sweep over one bookkeeping error
             logger.exception("could not record trial %s", ot_trial.number)
         self._completed_trials.add(trial_id)
-        if self._on_told is not None:
-            self._on_told(self._ot_study._storage.get_trial(ot_trial._trial_id))
+        if self._progress is not None:
+            frozen = self._ot_study._storage.get_trial(ot_trial._trial_id)
+            values = frozen.values or [None]
+            self._progress.trial_finished(
+                str(frozen.user_attrs.get("state") or frozen.state.name),
+                values[0],
+                ot_trial.number,
+                int(frozen.user_attrs.get("epochs_run") or 0),
+            )
 
     def _tell(self, ot_trial: optuna.Trial, trial_id: str, outcome: Outcome) -> None:
         objective = self._sweep.objective

@@ -1,0 +1,36 @@
+"""The rule interface: a pure function of a trial's metric history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Firing:
+    """A rule fired.
+
+    Attributes:
+        rule: The rule's name (``gl``, ``pq``, ``up``, ``gap``).
+        value: The figure that fired, e.g. GL in percent.
+        threshold: The threshold it crossed.
+        epoch: The epoch (from 1) at which it fired.
+        reason: Human text, e.g. ``"GL 7.4% > 5% at epoch 6"``.
+    """
+
+    rule: str
+    value: float
+    threshold: float
+    epoch: int
+    reason: str
+
+
+class Rule(Protocol):
+    """An overfitting rule."""
+
+    name: str
+
+    def check(self, val_loss: Sequence[float], train_eval_loss: Sequence[float]) -> Firing | None:
+        """Whether the rule fires at the last epoch of these histories (index 0 is epoch 1)."""
+        ...
