@@ -85,7 +85,8 @@ def test_real_sweep_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert {"state", "value", "best_epoch", "gap", "epochs_run", "stop_rule", "stop_reason"} <= set(table.columns)
 
     split = pd.read_csv(out / "split.csv")
-    assert set(split.subset) == {"train", "validation"}
+    # digits with train_per_class: images left out of the small training split are "unused"
+    assert set(split.subset) == {"train", "validation", "unused"}
     assert (split.subset == "train").sum() == 30
 
     best = load_sweep(out / "best.yaml")  # a complete, valid sweep file

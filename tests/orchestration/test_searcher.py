@@ -1,0 +1,116 @@
+"""The searcher's bookkeeping on scripted results (real Optuna, no Ray cluster)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from overfit_search.config import sweep_from_dict
+from overfit_search.orchestration.searcher import TRIAL_NUMBER_KEY, OverfitOptunaSearch
+from overfit_search.orchestration.stopper import OverfitStopper
+from overfit_search.pruning import GLRule, OverfitJudge
+from overfit_search.search_space import split_space
+from tests.conftest import tiny_sweep
+
+
+def _setup(mode: str = "constrained", min_trials: int = 2) -> tuple[Any, ...]:
+    sweep = sweep_from_dict(
+        tiny_sweep(
+            train={"max_epochs": 6},
+            objective={"mode": mode, "max_gap": 0.2},
+            search={"augmentation": 0.0},
+            study={"sampler": "nsga2" if mode == "pareto" else "tpe"},
+        )
+    )
+    study = optuna.create_study(
+        directions=["minimize", "minimize"] if mode == "pareto" else ["minimize"],
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    space, fixed = split_space(sweep.search)
+    judge = OverfitJudge(GLRule(alpha=5), grace_epochs=2, compare_min_trials=min_trials)
+    searcher = OverfitOptunaSearch(study, space, fixed, judge, sweep)
+    return searcher, OverfitStopper(judge), study
+
+
+def _run(searcher: Any, stopper: Any, trial_id: str, curve: list[tuple[float, float]],
+         stop_early_at: int | None = None, failed: str | None = None) -> None:
+    config = searcher.suggest(trial_id)
+    assert config is not None and config["augmentation"] == 0.0 and TRIAL_NUMBER_KEY in config
+    last: dict[str, Any] = {}
+    for epoch, (val, train) in enumerate(curve, start=1):
+        last = {"epoch": epoch, "val_loss": val, "train_eval_loss": train, "gap": val - train}
+        if stopper(trial_id, last) or epoch == stop_early_at:
+            break
+        searcher.on_trial_result(trial_id, last)
+    if failed:
+        last = {"epoch": len(curve) + 1, "val_loss": math.nan, "train_eval_loss": math.nan,
+                "failed": failed}
+    searcher.on_trial_complete(trial_id, last)
+
+
+GOOD = [(1.0, 0.9), (0.6, 0.5), (0.5, 0.4), (0.45, 0.35), (0.44, 0.3), (0.43, 0.3)]
+BAD_OVERFIT = [(1.2, 1.0), (1.0, 0.7), (1.1, 0.5), (1.2, 0.3), (1.3, 0.2), (1.4, 0.1)]
+GOOD_OVERFIT = [(0.6, 0.5), (0.35, 0.3), (0.4, 0.2), (0.5, 0.1), (0.6, 0.05), (0.7, 0.01)]
+
+
+def test_states_values_and_attributes_follow_the_judge() -> None:
+    searcher, stopper, study = _setup()
+    _run(searcher, stopper, "a", GOOD)
+    _run(searcher, stopper, "b", GOOD)
+    _run(searcher, stopper, "c", BAD_OVERFIT)
+    _run(searcher, stopper, "d", GOOD_OVERFIT)
+    a, _, c, d = study.get_trials()
+
+    assert a.state == TrialState.COMPLETE and a.value == pytest.approx(0.43)
+    assert a.user_attrs["best_epoch"] == 6 and a.user_attrs["epochs_run"] == 6
+    assert not a.user_attrs["stopped_early"] and a.user_attrs["feasible"]
+    assert a.intermediate_values == {i + 1: v for i, (v, _) in enumerate(GOOD)}
+    assert a.constraints == {"gap": pytest.approx(0.13 - 0.2)}
+
+    # Overfits from epoch 3 and is worse than the median: PRUNED, valued at its best so far.
+    assert c.state == TrialState.PRUNED
+    assert c.value == pytest.approx(1.0)  # Optuna's own tell would store the last value, 1.1
+    assert c.user_attrs["stop_rule"] == "gl" and c.user_attrs["epochs_run"] == 3
+    assert c.user_attrs["stop_reason"].startswith("GL 10.0% > 5% at epoch 3; best 1.0000 worse")
+    assert sorted(c.intermediate_values) == [1, 2, 3]
+
+    # Overfits too, but its best epoch beats the median: COMPLETE, stopped early, best kept.
+    assert d.state == TrialState.COMPLETE and d.value == pytest.approx(0.35)
+    assert d.user_attrs["stopped_early"] and d.user_attrs["best_epoch"] == 2
+    assert d.user_attrs["gap"] == pytest.approx(0.05)
+
+
+def test_failed_trial_is_fail_with_reason() -> None:
+    searcher, stopper, study = _setup()
+    _run(searcher, stopper, "x", GOOD[:2], failed="ResourceExhaustedError: OOM")
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["fail_reason"] == "ResourceExhaustedError: OOM"
+
+
+def test_nan_trial_is_fail() -> None:
+    searcher, stopper, study = _setup()
+    _run(searcher, stopper, "n", [(1.0, 0.9), (math.nan, math.nan)])
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["fail_reason"] == "val_loss is nan at epoch 2"
+
+
+def test_scheduler_stopped_trial_is_pruned() -> None:
+    searcher, stopper, study = _setup()
+    _run(searcher, stopper, "s", GOOD, stop_early_at=3)
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.PRUNED and trial.user_attrs["stop_rule"] == "scheduler"
+
+
+def test_pareto_keeps_histories_as_user_attributes() -> None:
+    searcher, stopper, study = _setup("pareto")
+    _run(searcher, stopper, "p", GOOD)
+    (trial,) = study.get_trials()
+    assert trial.values == pytest.approx([0.43, 0.13])
+    assert trial.user_attrs["val_loss_history"] == pytest.approx([v for v, _ in GOOD])
+    assert trial.intermediate_values == {}
