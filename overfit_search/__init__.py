@@ -32,7 +32,8 @@ def run_sweep(sweep: Any, **overrides: Any) -> SweepResult:
 
     Args:
         sweep: Path of a sweep YAML file, or an already loaded ``Sweep``.
-        **overrides: ``trials``, ``max_epochs``, ``output``, ``resume``, ``overwrite``, ``progress``.
+        **overrides: ``trials``, ``max_epochs``, ``output``, ``resume``, ``overwrite``,
+            ``progress``.
 
     Returns:
         The :class:`~overfit_search.orchestration.runner.SweepResult` (study, best trial, paths).

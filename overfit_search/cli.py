@@ -22,8 +22,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         notes.append("tfhub: modules need the TensorFlow backend and freeze all or nothing")
     if sweep.data.source == "folder" and sweep.data.dir is not None and not sweep.data.dir.is_dir():
         notes.append(f"data.dir {sweep.data.dir} does not exist yet (run will need it)")
-    print(f"{args.sweep}: ok (study '{sweep.name}', {sweep.study.trials} trials, "
-          f"backbone {sweep.model.backbone}, objective {sweep.objective.mode})")
+    print(
+        f"{args.sweep}: ok (study '{sweep.name}', {sweep.study.trials} trials, "
+        f"backbone {sweep.model.backbone}, objective {sweep.objective.mode})"
+    )
     for note in notes:
         print(f"  note: {note}")
     return 0
@@ -128,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-epochs", type=int, help="override train.max_epochs")
     run.add_argument("--output", help="results directory (default results/<name>)")
     run.add_argument("--resume", action="store_true", help="continue the study in the output")
-    run.add_argument("--overwrite", action="store_true", help="delete the study in the output first")
+    run.add_argument(
+        "--overwrite", action="store_true", help="delete the study in the output first"
+    )
     run.add_argument("--no-progress", action="store_true", help="no live table")
     run.set_defaults(func=_cmd_run)
 
@@ -142,12 +146,6 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("--format", choices=("yaml", "json"), default="yaml")
     best.set_defaults(func=_cmd_best)
 
-    try:
-        from overfit_search import diagnose
-
-        diagnose.add_parser(sub)
-    except (ImportError, AttributeError):  # pragma: no cover - diagnose is part of the package
-        pass
     return parser
 
 

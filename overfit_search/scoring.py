@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 Mode = Literal["constrained", "pareto", "penalized"]
+Direction = Literal["minimize", "maximize"]
 
 
 def objective_values(
@@ -27,7 +28,7 @@ def objective_values(
     return [best_val_loss]
 
 
-def directions(mode: Mode) -> list[str]:
+def directions(mode: Mode) -> list[Direction]:
     """Optuna study directions for an objective mode."""
     return ["minimize", "minimize"] if mode == "pareto" else ["minimize"]
 

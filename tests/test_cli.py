@@ -44,8 +44,15 @@ def test_run_without_data_exits_2_naming_the_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    rc = main(["run", str(ROOT / "sweeps" / "asl.yaml"), "--output", str(tmp_path / "out"),
-               "--no-progress"])
+    rc = main(
+        [
+            "run",
+            str(ROOT / "sweeps" / "asl.yaml"),
+            "--output",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert f"data.dir: directory {tmp_path / 'data' / 'asl'} does not exist" in err
@@ -56,12 +63,23 @@ def test_run_without_data_exits_2_naming_the_directory(
 def test_resume_and_overwrite_together_is_an_input_error(
     write_sweep: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc = main(["run", str(write_sweep(tiny_sweep())), "--output", str(tmp_path / "o"),
-               "--resume", "--overwrite", "--no-progress"])
+    rc = main(
+        [
+            "run",
+            str(write_sweep(tiny_sweep())),
+            "--output",
+            str(tmp_path / "o"),
+            "--resume",
+            "--overwrite",
+            "--no-progress",
+        ]
+    )
     assert rc == 2
     assert "--resume and --overwrite" in capsys.readouterr().err
 
 
-def test_best_on_a_non_results_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_best_on_a_non_results_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["best", str(tmp_path)]) == 2
     assert "not a results directory" in capsys.readouterr().err

@@ -15,7 +15,9 @@ from overfit_search.scoring import directions, is_feasible, objective_values
     ],
 )
 def test_objective_values(mode: str, val: float, gap: float, expected: list[float]) -> None:
-    assert objective_values(mode, val, gap, max_gap=0.1, penalty_weight=2.0) == pytest.approx(expected)  # type: ignore[arg-type]
+    assert objective_values(mode, val, gap, max_gap=0.1, penalty_weight=2.0) == pytest.approx(
+        expected
+    )  # type: ignore[arg-type]
 
 
 def test_directions_and_feasibility() -> None:

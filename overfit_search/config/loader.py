@@ -17,9 +17,22 @@ _BRANCHES = {"float", "int", "str", "bool", "FloatRange", "IntRange", "dict[str,
 _SCALAR_BRANCHES = {"float", "int", "str", "bool"}
 _TAGGED = {"rule", "scheduler"}
 _SHOW_INPUT = {
-    "float_parsing", "int_parsing", "float_type", "int_type", "int_from_float", "bool_parsing",
-    "string_type", "literal_error", "greater_than", "greater_than_equal", "less_than",
-    "less_than_equal", "string_pattern_mismatch", "model_type", "dict_type", "list_type",
+    "float_parsing",
+    "int_parsing",
+    "float_type",
+    "int_type",
+    "int_from_float",
+    "bool_parsing",
+    "string_type",
+    "literal_error",
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "string_pattern_mismatch",
+    "model_type",
+    "dict_type",
+    "list_type",
 }
 
 
@@ -85,7 +98,7 @@ def resolve_paths(sweep: Sweep) -> Sweep:
 
 
 def _apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    out = _deep_copy(raw)
+    out: dict[str, Any] = _deep_copy(raw)
     for dotted, value in overrides.items():
         node = out
         *parents, leaf = dotted.split(".")
@@ -110,9 +123,9 @@ def _deep_copy(value: Any) -> Any:
 def _lookup(raw: Any, loc: tuple[Any, ...]) -> Any:
     node = raw
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if in_dict or in_list:
             node = node[part]
         else:
             return None

@@ -22,7 +22,9 @@ def digits_images(classes: Sequence[int], image_size: int) -> tuple[np.ndarray, 
     raw = (bunch.images[keep] * (255.0 / 16.0)).round().astype(np.uint8)
     images = np.stack(
         [
-            np.asarray(Image.fromarray(img).resize((image_size, image_size), Image.BILINEAR))
+            np.asarray(
+                Image.fromarray(img).resize((image_size, image_size), Image.Resampling.BILINEAR)
+            )
             for img in raw
         ]
     )

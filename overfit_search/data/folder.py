@@ -40,7 +40,9 @@ def _check_classes(root: Path, files: dict[str, list[Path]]) -> None:
             f"(images: {', '.join(sorted(EXTENSIONS))})"
         )
     if len(files) < 2:
-        raise DataError(f"data.dir: {root} has a single class ({next(iter(files))}); need two or more")
+        raise DataError(
+            f"data.dir: {root} has a single class ({next(iter(files))}); need two or more"
+        )
 
 
 def _decode(path: Path, size: int) -> np.ndarray | str:
@@ -48,9 +50,9 @@ def _decode(path: Path, size: int) -> np.ndarray | str:
     try:
         if path.stat().st_size == 0:
             return "empty file"
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            rgb = img.convert("RGB").resize((size, size), Image.BILINEAR)
+        with Image.open(path) as opened:
+            upright = ImageOps.exif_transpose(opened)
+            rgb = upright.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(rgb, dtype=np.uint8)
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -80,8 +82,11 @@ def load_folder_data(cfg: DataConfig) -> ImageData:
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         decoded = list(pool.map(lambda e: _decode(e[0], cfg.image_size), entries))
-    skipped = [(str(e[0].relative_to(root)), r) for e, r in zip(entries, decoded, strict=True)
-               if isinstance(r, str)]
+    skipped = [
+        (str(e[0].relative_to(root)), r)
+        for e, r in zip(entries, decoded, strict=True)
+        if isinstance(r, str)
+    ]
     good = [(e, r) for e, r in zip(entries, decoded, strict=True) if not isinstance(r, str)]
     if not good:
         raise DataError(f"data.dir: no readable images under {root}")

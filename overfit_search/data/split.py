@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 SORTED_SPLIT_WARNING = (
     "data.split: sorted takes the first {pct:.0f}% of each class folder's alphabetically sorted "
@@ -14,7 +15,7 @@ SORTED_SPLIT_WARNING = (
 )
 
 
-def stratified(labels: Sequence[int], fraction: float, seed: int) -> np.ndarray:
+def stratified(labels: npt.ArrayLike, fraction: float, seed: int) -> np.ndarray:
     """Boolean mask of validation images: round(n * fraction) per class, seeded.
 
     A class with at least two images always keeps one on each side.
@@ -31,19 +32,19 @@ def stratified(labels: Sequence[int], fraction: float, seed: int) -> np.ndarray:
     return is_val
 
 
-def sorted_rule(files: Sequence[str], labels: Sequence[int], fraction: float) -> np.ndarray:
+def sorted_rule(files: Sequence[str], labels: npt.ArrayLike, fraction: float) -> np.ndarray:
     """ImageDataGenerator(validation_split=f): the first int(f * n) sorted files of each class."""
     labels_arr = np.asarray(labels)
     is_val = np.zeros(len(labels_arr), dtype=bool)
     for cls in np.unique(labels_arr):
         idx = np.flatnonzero(labels_arr == cls)
-        ordered = sorted(idx, key=lambda i: files[i])
+        ordered = sorted(idx, key=lambda i: files[int(i)])
         is_val[ordered[: int(fraction * len(ordered))]] = True
     return is_val
 
 
 def grouped(
-    files: Sequence[str], labels: Sequence[int], fraction: float, pattern: str, seed: int
+    files: Sequence[str], labels: npt.ArrayLike, fraction: float, pattern: str, seed: int
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """Keep every source (the regex's first group) on one side of the split.
 

@@ -22,7 +22,9 @@ class BuiltModel:
     backbone_layers: int
 
 
-def build_model(sweep: Sweep, params: dict[str, Any], num_classes: int, seed: int = 0) -> BuiltModel:
+def build_model(
+    sweep: Sweep, params: dict[str, Any], num_classes: int, seed: int = 0
+) -> BuiltModel:
     """Build backbone + head for one trial's hyperparameters.
 
     Head: ``[attention] → pooling → [Dense(hidden) → Dropout] → Dropout(dropout) →
@@ -56,17 +58,23 @@ def build_model(sweep: Sweep, params: dict[str, Any], num_classes: int, seed: in
     if len(x.shape) == 4:
         if head.attention_heads:
             x = PositionAttention(head.attention_heads, name="attention")(x)
-        pool = keras.layers.GlobalAveragePooling2D if head.pooling == "avg" else keras.layers.GlobalMaxPooling2D
+        pool = (
+            keras.layers.GlobalAveragePooling2D
+            if head.pooling == "avg"
+            else keras.layers.GlobalMaxPooling2D
+        )
         x = pool(name="pool")(x)
     if head.hidden_units:
-        x = keras.layers.Dense(head.hidden_units, activation="relu", kernel_regularizer=l2, name="hidden")(x)
+        x = keras.layers.Dense(
+            head.hidden_units, activation="relu", kernel_regularizer=l2, name="hidden"
+        )(x)
         x = keras.layers.Dropout(float(params["dropout"]), name="hidden_dropout")(x)
     x = keras.layers.Dropout(float(params["dropout"]), name="dropout")(x)
     outputs = keras.layers.Dense(
         num_classes, activation="softmax", kernel_regularizer=l2, dtype="float32", name="classes"
     )(x)
     model = keras.Model(inputs, outputs, name="overfit_search_model")
-    n_layers = len([lay for lay in getattr(backbone.model, "layers", [])]) or 1
+    n_layers = len(getattr(backbone.model, "layers", [])) or 1
     return BuiltModel(model, frozen, n_layers)
 
 

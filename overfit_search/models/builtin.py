@@ -52,7 +52,9 @@ def _pretrain_digits_cnn(image_size: int) -> keras.Model:
     model = keras.Model(inputs, outputs)
     model.compile(keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy")
     order = np.random.default_rng(1234).permutation(len(x))
-    model.fit(x[order].astype("float32"), y[order], batch_size=64, epochs=PRETRAIN_EPOCHS, verbose=0)
+    model.fit(
+        x[order].astype("float32"), y[order], batch_size=64, epochs=PRETRAIN_EPOCHS, verbose=0
+    )
     return backbone
 
 

@@ -14,7 +14,7 @@ PREPROCESS_MODES = ("tf", "torch", "caffe", "unit", "none")
 
 
 @keras.saving.register_keras_serializable(package="overfit_search")
-class Preprocess(keras.layers.Layer):
+class Preprocess(keras.layers.Layer):  # type: ignore[misc]
     """Scale RGB pixels in [0, 255] the way a backbone's ``preprocess_input`` does.
 
     Args:
@@ -50,7 +50,7 @@ class Preprocess(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="overfit_search")
-class PositionAttention(keras.layers.Layer):
+class PositionAttention(keras.layers.Layer):  # type: ignore[misc]
     """Self-attention over the positions of a feature map, with a residual and BatchNorm.
 
     The block people graft onto a MobileNet: the (H, W, C) map is read as H*W tokens.

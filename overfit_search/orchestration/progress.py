@@ -69,9 +69,9 @@ class SweepProgress:
             self.running = max(0, self.running - 1)
             self.counts[state] = self.counts.get(state, 0) + 1
             self.epochs += epochs
-            if value is not None and math.isfinite(value) and state != "FAIL":
-                if self.best is None or value < self.best:
-                    self.best, self.best_number = value, number
+            finite = value is not None and math.isfinite(value) and state != "FAIL"
+            if finite and (self.best is None or value < self.best):  # type: ignore[operator]
+                self.best, self.best_number = value, number
 
     @property
     def done(self) -> int:

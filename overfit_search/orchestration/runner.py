@@ -164,7 +164,9 @@ def run_sweep(
     elif overrides:
         from overfit_search.config import sweep_from_dict
 
-        sweep = sweep_from_dict(sweep.model_dump(mode="json"), source=sweep.name, overrides=overrides)
+        sweep = sweep_from_dict(
+            sweep.model_dump(mode="json"), source=sweep.name, overrides=overrides
+        )
     assert isinstance(sweep, Sweep)
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite: choose one")
@@ -178,11 +180,15 @@ def run_sweep(
     data.split.to_csv(out / "split.csv", index=False)
     _write_sweep_yaml(sweep, out)
     if data.skipped:
-        logger.warning("%d unreadable image(s) skipped; see split.csv's neighbour skipped.csv",
-                       len(data.skipped))
+        logger.warning(
+            "%d unreadable image(s) skipped; see split.csv's neighbour skipped.csv",
+            len(data.skipped),
+        )
         import pandas as pd
 
-        pd.DataFrame(data.skipped, columns=["file", "reason"]).to_csv(out / "skipped.csv", index=False)
+        pd.DataFrame(data.skipped, columns=["file", "reason"]).to_csv(
+            out / "skipped.csv", index=False
+        )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.RDBStorage(url)
@@ -190,16 +196,14 @@ def run_sweep(
         study_name=sweep.name,
         storage=storage,
         sampler=make_sampler(sweep),
-        directions=directions(sweep.objective.mode),
+        directions=list(directions(sweep.objective.mode)),
         load_if_exists=True,
     )
     # A local SQLite study has one driver: a RUNNING trial there was interrupted. On a shared
     # server database only heartbeats can tell (issue 9); leave other drivers' trials alone.
     if not sweep.study.storage:
         _fail_unfinished(study, None, "interrupted")
-    finished_before = [
-        t for t in study.get_trials(deepcopy=False) if t.state.is_finished()
-    ]
+    finished_before = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     done_before = sum(t.state != TrialState.FAIL for t in finished_before)
     to_run = max(0, sweep.study.trials - done_before)
     space, fixed = split_space(sweep.search)
@@ -229,8 +233,19 @@ def run_sweep(
 
     _fail_unfinished(study, tracker.numbers if sweep.study.storage else None, "interrupted")
     best = write_exports(study, sweep, out, fixed)
-    paths = {n: out / n for n in ("study.db", "sweep.yaml", "split.csv", "trials.csv",
-                                   "histories.csv", "best.yaml", "trials") if (out / n).exists()}
+    paths = {
+        n: out / n
+        for n in (
+            "study.db",
+            "sweep.yaml",
+            "split.csv",
+            "trials.csv",
+            "histories.csv",
+            "best.yaml",
+            "trials",
+        )
+        if (out / n).exists()
+    }
     saved = 0
     for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE, TrialState.PRUNED]):
         if t.user_attrs.get("stopped_early") and t.user_attrs.get("epochs_run"):
@@ -312,8 +327,9 @@ def _run_tune(
     res = sweep.resources
     max_concurrent = res.max_concurrent
     if max_concurrent is None:
-        cpus = ray.cluster_resources().get("CPU", 1)
-        gpus = ray.cluster_resources().get("GPU", 0)
+        cluster = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        cpus = cluster.get("CPU", 1)
+        gpus = cluster.get("GPU", 0)
         by_cpu = int(cpus // res.cpus_per_trial) or 1
         by_gpu = int(gpus // res.gpus_per_trial) if res.gpus_per_trial else by_cpu
         max_concurrent = max(1, min(by_cpu, by_gpu or 1))

@@ -21,7 +21,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from overfit_search.config.schema import Sweep
 from overfit_search.orchestration.progress import SweepProgress
-from overfit_search.pruning import OverfitJudge, Outcome
+from overfit_search.pruning import Outcome, OverfitJudge
 from overfit_search.scoring import is_feasible, objective_values
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 TRIAL_NUMBER_KEY = "__trial_number"
 
 
-class OverfitOptunaSearch(OptunaSearch):  # type: ignore[misc]
+class OverfitOptunaSearch(OptunaSearch):
     """OptunaSearch that tells Optuna what the overfit judge decided.
 
     Args:
@@ -66,6 +66,12 @@ class OverfitOptunaSearch(OptunaSearch):  # type: ignore[misc]
         self._multi = multi
         self._reported: dict[str, set[int]] = {}
         self._numbers: dict[str, int] = {}
+
+    @property
+    def _study(self) -> optuna.Study:
+        study = self._ot_study
+        assert study is not None, "the parent sets up the study in __init__"
+        return study
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         params = super().suggest(trial_id)
@@ -121,7 +127,7 @@ class OverfitOptunaSearch(OptunaSearch):  # type: ignore[misc]
             logger.exception("could not record trial %s", ot_trial.number)
         self._completed_trials.add(trial_id)
         if self._progress is not None:
-            frozen = self._ot_study._storage.get_trial(ot_trial._trial_id)
+            frozen = self._study._storage.get_trial(ot_trial._trial_id)
             values = frozen.values or [None]
             self._progress.trial_finished(
                 str(frozen.user_attrs.get("state") or frozen.state.name),
@@ -164,7 +170,7 @@ class OverfitOptunaSearch(OptunaSearch):  # type: ignore[misc]
         _save_note(ot_trial, _note(ot_trial.number, attrs, objective.max_gap))
         if state == "FAIL" or outcome.best_val_loss is None or outcome.gap_at_best is None:
             ot_trial.set_user_attr("fail_reason", reason or "no finite epoch")
-            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+            self._study.tell(ot_trial, state=TrialState.FAIL)
             return
         values = objective_values(
             objective.mode,
@@ -174,9 +180,9 @@ class OverfitOptunaSearch(OptunaSearch):  # type: ignore[misc]
             objective.penalty_weight,
         )
         if state == "PRUNED":
-            _tell_pruned(self._ot_study, ot_trial, values)
+            _tell_pruned(self._study, ot_trial, values)
         else:
-            self._ot_study.tell(ot_trial, values)
+            self._study.tell(ot_trial, values)
 
 
 def _tell_pruned(study: optuna.Study, trial: optuna.Trial, values: list[float]) -> None:

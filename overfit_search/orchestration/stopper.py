@@ -9,7 +9,7 @@ from ray.tune import Stopper
 from overfit_search.pruning import OverfitJudge
 
 
-class OverfitStopper(Stopper):  # type: ignore[misc]
+class OverfitStopper(Stopper):
     """Stops a trial when the judge says so, or when it reports a failure.
 
     Also enforces ``study.max_total_epochs``: once the epochs run across all trials reach it,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from overfit_search.pruning.base import Firing, Rule
 from overfit_search.pruning.grace import Grace
-from overfit_search.pruning.judge import Decision, OverfitJudge, Outcome
+from overfit_search.pruning.judge import Decision, Outcome, OverfitJudge
 from overfit_search.pruning.registry import RULES, make_rule
 from overfit_search.pruning.rules import GapRule, GLRule, NoRule, PQRule, UPRule
 

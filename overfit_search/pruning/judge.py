@@ -103,9 +103,7 @@ class OverfitJudge:
         if self.compare == "none":
             return False, None, "compare: none, kept"
         peers = [
-            min(t.val[:epoch])
-            for k, t in self._trials.items()
-            if k != key and t.peer and t.val
+            min(t.val[:epoch]) for k, t in self._trials.items() if k != key and t.peer and t.val
         ]
         if len(peers) < self.compare_min_trials:
             return (
@@ -134,8 +132,11 @@ class OverfitJudge:
             failed: An error from outside the metrics (exception, crash): FAIL with it.
         """
         trial = self._trials.setdefault(key, _Trial())
-        pairs = [(v, tr) for v, tr in zip(trial.val, trial.train, strict=True)
-                 if math.isfinite(v) and math.isfinite(tr)]
+        pairs = [
+            (v, tr)
+            for v, tr in zip(trial.val, trial.train, strict=True)
+            if math.isfinite(v) and math.isfinite(tr)
+        ]
         best_epoch = best_val = gap = None
         if pairs:
             index = min(range(len(pairs)), key=lambda i: pairs[i][0])

@@ -17,7 +17,9 @@ def make_rule(name: str, **params: Any) -> Rule:
         ValueError: Unknown name (the message lists the valid ones) or bad parameters.
     """
     if name not in RULES:
-        raise ValueError(f"unknown pruning rule '{name}'; choose one of: {', '.join(sorted(RULES))}")
+        raise ValueError(
+            f"unknown pruning rule '{name}'; choose one of: {', '.join(sorted(RULES))}"
+        )
     try:
         rule: Rule = RULES[name](**params)
     except TypeError as exc:

@@ -94,7 +94,10 @@ class UPRule:
         ends = [val_loss[t - 1 - i * k] for i in range(s + 1)]  # newest first
         if all(ends[i] > ends[i + 1] for i in range(s)):
             return Firing(
-                "up", float(s), float(s), t,
+                "up",
+                float(s),
+                float(s),
+                t,
                 f"val_loss up in {s} consecutive strips of {k} at epoch {t}",
             )
         return None
@@ -120,7 +123,10 @@ class GapRule:
         gaps = [val_loss[i] - train_eval_loss[i] for i in range(t - self.patience, t)]
         if all(g > self.max_gap for g in gaps):
             return Firing(
-                "gap", gaps[-1], self.max_gap, t,
+                "gap",
+                gaps[-1],
+                self.max_gap,
+                t,
                 f"gap {gaps[-1]:.3f} > {self.max_gap:g} for {self.patience} epochs at epoch {t}",
             )
         return None

@@ -64,10 +64,14 @@ def select_best(study: optuna.Study, sweep: Sweep) -> BestChoice:
         feasible = [t for t in front if (t.user_attrs.get("gap") or math.inf) <= max_gap]
         if feasible:
             return BestChoice(
-                min(feasible, key=_val), "lowest val_loss on the Pareto front within max_gap", numbers
+                min(feasible, key=_val),
+                "lowest val_loss on the Pareto front within max_gap",
+                numbers,
             )
         return BestChoice(
-            min(front, key=_val), "lowest val_loss on the Pareto front (none within max_gap)", numbers
+            min(front, key=_val),
+            "lowest val_loss on the Pareto front (none within max_gap)",
+            numbers,
         )
     if sweep.objective.mode == "constrained":
         feasible = [t for t in complete if t.user_attrs.get("feasible")]
@@ -175,10 +179,11 @@ def write_exports(
         (out / "best.yaml").unlink(missing_ok=True)
         return None
     doc = best_sweep(sweep, choice.trial, fixed)
+    attrs = choice.trial.user_attrs
     header = (
         f"# overfit-search best configuration: trial {choice.trial.number} ({choice.why})\n"
-        f"# val_loss {choice.trial.user_attrs.get('best_val_loss'):.4f} at epoch "
-        f"{choice.trial.user_attrs.get('best_epoch')}, gap {choice.trial.user_attrs.get('gap'):.4f}\n"
+        f"# val_loss {attrs['best_val_loss']:.4f} at epoch {attrs['best_epoch']}, "
+        f"gap {attrs['gap']:.4f}\n"
     )
     (out / "best.yaml").write_text(header + yaml.safe_dump(doc, sort_keys=False))
     return choice
@@ -186,8 +191,15 @@ def write_exports(
 
 def clear_results(out: Path) -> None:
     """Remove a previous study's files from an output directory (``--overwrite``)."""
-    for name in ("study.db", "trials.csv", "histories.csv", "best.yaml", "split.csv", "sweep.yaml",
-                 "report.html"):
+    for name in (
+        "study.db",
+        "trials.csv",
+        "histories.csv",
+        "best.yaml",
+        "split.csv",
+        "sweep.yaml",
+        "report.html",
+    ):
         (out / name).unlink(missing_ok=True)
     for name in ("trials", "ray"):
         shutil.rmtree(out / name, ignore_errors=True)

@@ -35,7 +35,7 @@ HISTORY_COLUMNS = (
 BEST_WEIGHTS = "best.weights.h5"
 
 
-class _EpochReporter(keras.callbacks.Callback):
+class _EpochReporter(keras.callbacks.Callback):  # type: ignore[misc]
     """Measures the clean metrics after every epoch and hands them to ``report``."""
 
     def __init__(

@@ -22,23 +22,62 @@ def test_minimal_sweep_gets_defaults(write_sweep: Any) -> None:
 @pytest.mark.parametrize(
     ("sections", "fragment"),
     [
-        ({"search": {"dropout": {"low": 0, "high": 1.5}}}, r"search\.dropout\.high: must be <= 0\.99, got 1\.5"),
-        ({"search": {"dropuot": 0.3}}, r"search\.dropuot: unknown setting; did you mean 'dropout'\?"),
-        ({"search": {"l2": {"low": 0, "high": 0.1, "log": True}}}, r"search\.l2: a log range needs low > 0"),
-        ({"search": {"learning_rate": {"low": 0.1, "high": 0.01}}}, r"search\.learning_rate: low must be <= high"),
+        (
+            {"search": {"dropout": {"low": 0, "high": 1.5}}},
+            r"search\.dropout\.high: must be <= 0\.99, got 1\.5",
+        ),
+        (
+            {"search": {"dropuot": 0.3}},
+            r"search\.dropuot: unknown setting; did you mean 'dropout'\?",
+        ),
+        (
+            {"search": {"l2": {"low": 0, "high": 0.1, "log": True}}},
+            r"search\.l2: a log range needs low > 0",
+        ),
+        (
+            {"search": {"learning_rate": {"low": 0.1, "high": 0.01}}},
+            r"search\.learning_rate: low must be <= high",
+        ),
         ({"search": {"dropout": "lots"}}, r"search\.dropout: .*got 'lots'"),
-        ({"search": {"frozen_fraction": 0.5, "frozen_layers": 10}}, r"search: give frozen_fraction or frozen_layers, not both"),
-        ({"model": {"backbone": "resnet9000"}}, r"model\.backbone: unknown backbone 'resnet9000'.*mobilenet_v2"),
-        ({"model": {"backbone": "builtin:nope"}}, r"model\.backbone: unknown builtin backbone 'nope'.*digits_cnn"),
+        (
+            {"search": {"frozen_fraction": 0.5, "frozen_layers": 10}},
+            r"search: give frozen_fraction or frozen_layers, not both",
+        ),
+        (
+            {"model": {"backbone": "resnet9000"}},
+            r"model\.backbone: unknown backbone 'resnet9000'.*mobilenet_v2",
+        ),
+        (
+            {"model": {"backbone": "builtin:nope"}},
+            r"model\.backbone: unknown builtin backbone 'nope'.*digits_cnn",
+        ),
         ({"study": {"sampler": "bayes"}}, r"study\.sampler: .*got 'bayes'"),
-        ({"pruning": {"rule": {"name": "gl", "alpha": -1}}}, r"pruning\.rule\.alpha: .*greater than 0, got -1"),
-        ({"pruning": {"rule": {"name": "magic"}}}, r"pruning\.rule: .*'gl', 'pq', 'up', 'gap', 'none'"),
-        ({"objective": {"mode": "pareto"}, "pruning": {"scheduler": {"name": "asha"}}}, r"pruning\.scheduler: ASHA .* 'pareto'"),
+        (
+            {"pruning": {"rule": {"name": "gl", "alpha": -1}}},
+            r"pruning\.rule\.alpha: .*greater than 0, got -1",
+        ),
+        (
+            {"pruning": {"rule": {"name": "magic"}}},
+            r"pruning\.rule: .*'gl', 'pq', 'up', 'gap', 'none'",
+        ),
+        (
+            {"objective": {"mode": "pareto"}, "pruning": {"scheduler": {"name": "asha"}}},
+            r"pruning\.scheduler: ASHA .* 'pareto'",
+        ),
         ({"data": {"source": "folder"}}, r"data\.dir: required when source is 'folder'"),
-        ({"data": {"source": "digits", "group_pattern": "("}}, r"data\.group_pattern: .*not a valid regular expression"),
+        (
+            {"data": {"source": "digits", "group_pattern": "("}},
+            r"data\.group_pattern: .*not a valid regular expression",
+        ),
         ({"train": {"max_epochs": 0}}, r"train\.max_epochs: .*greater than or equal to 1, got 0"),
-        ({"search": {"baseline": {"momentum": 0.9}}}, r"search\.baseline: unknown knob\(s\) momentum"),
-        ({"model": {"backbone": "tfhub:/m"}, "search": {"frozen_layers": {"low": 1, "high": 5}}}, r"frozen all or nothing"),
+        (
+            {"search": {"baseline": {"momentum": 0.9}}},
+            r"search\.baseline: unknown knob\(s\) momentum",
+        ),
+        (
+            {"model": {"backbone": "tfhub:/m"}, "search": {"frozen_layers": {"low": 1, "high": 5}}},
+            r"frozen all or nothing",
+        ),
     ],
 )
 def test_bad_settings_name_file_and_path(
@@ -75,8 +114,13 @@ def test_relative_paths_resolve_against_cwd(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     sweep = load_sweep(
-        write_sweep({"name": "x", "data": {"source": "folder", "dir": "imgs"},
-                     "model": {"backbone": "file:m.keras#inner"}})
+        write_sweep(
+            {
+                "name": "x",
+                "data": {"source": "folder", "dir": "imgs"},
+                "model": {"backbone": "file:m.keras#inner"},
+            }
+        )
     )
     assert sweep.data.dir == tmp_path / "imgs"
     assert sweep.model.backbone == f"file:{tmp_path / 'm.keras'}#inner"

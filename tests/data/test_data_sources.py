@@ -29,8 +29,15 @@ def test_digits_source_is_real_upscaled_rgb() -> None:
 
 
 def test_digits_train_per_class_caps_training_split() -> None:
-    data = load_data(DataConfig(source="digits", digits_classes=[5, 6, 7], image_size=12,
-                                validation_fraction=0.3, train_per_class=10))
+    data = load_data(
+        DataConfig(
+            source="digits",
+            digits_classes=[5, 6, 7],
+            image_size=12,
+            validation_fraction=0.3,
+            train_per_class=10,
+        )
+    )
     assert len(data.y_train) == 30 and np.bincount(data.y_train).tolist() == [10, 10, 10]
     assert data.class_names == ["5", "6", "7"]
     assert (data.split.subset == "validation").sum() == len(data.y_val)
@@ -42,7 +49,9 @@ def test_folder_source_decodes_skips_bad_files_and_splits(tmp_path: Path) -> Non
     (tmp_path / "b" / "text.jpg").write_text("not an image")
     Image.new("L", (9, 9), 128).save(tmp_path / "b" / "gray.png")
     Image.new("RGBA", (9, 9), (1, 2, 3, 4)).save(tmp_path / "a" / "rgba.png")
-    data = load_data(DataConfig(source="folder", dir=tmp_path, image_size=8, validation_fraction=0.25))
+    data = load_data(
+        DataConfig(source="folder", dir=tmp_path, image_size=8, validation_fraction=0.25)
+    )
     assert data.x_train.shape[1:] == (8, 8, 3)
     assert len(data.y_train) + len(data.y_val) == 22
     assert sorted(f for f, _ in data.skipped) == ["a/empty.jpg", "b/text.jpg"]

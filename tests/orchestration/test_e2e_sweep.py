@@ -21,8 +21,13 @@ pytestmark = pytest.mark.slow
 def _sweep(tmp_path: Path) -> Path:
     doc: dict[str, Any] = {
         "name": "e2e",
-        "data": {"source": "digits", "digits_classes": [5, 6, 7], "image_size": 16,
-                 "validation_fraction": 0.3, "train_per_class": 10},
+        "data": {
+            "source": "digits",
+            "digits_classes": [5, 6, 7],
+            "image_size": 16,
+            "validation_fraction": 0.3,
+            "train_per_class": 10,
+        },
         "model": {"backbone": "builtin:digits_cnn"},
         "train": {"batch_size": 16, "max_epochs": 8, "augment_flip": False},
         "search": {
@@ -34,7 +39,11 @@ def _sweep(tmp_path: Path) -> Path:
         },
         "objective": {"mode": "constrained", "max_gap": 0.2},
         # A hair-trigger rule and a low comparison bar so this tiny study exercises stopping.
-        "pruning": {"rule": {"name": "gl", "alpha": 0.5}, "grace_epochs": 1, "compare_min_trials": 1},
+        "pruning": {
+            "rule": {"name": "gl", "alpha": 0.5},
+            "grace_epochs": 1,
+            "compare_min_trials": 1,
+        },
         "study": {"trials": 5, "n_startup_trials": 5, "seed": 1},
         "resources": {"cpus_per_trial": 1, "max_concurrent": 2},
     }
@@ -82,7 +91,9 @@ def test_real_sweep_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     table = pd.read_csv(out / "trials.csv")
     assert list(table.number) == [t.number for t in trials]
-    assert {"state", "value", "best_epoch", "gap", "epochs_run", "stop_rule", "stop_reason"} <= set(table.columns)
+    assert {"state", "value", "best_epoch", "gap", "epochs_run", "stop_rule", "stop_reason"} <= set(
+        table.columns
+    )
 
     split = pd.read_csv(out / "split.csv")
     # digits with train_per_class: images left out of the small training split are "unused"

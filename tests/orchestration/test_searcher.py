@@ -36,8 +36,14 @@ def _setup(mode: str = "constrained", min_trials: int = 2) -> tuple[Any, ...]:
     return searcher, OverfitStopper(judge), study
 
 
-def _run(searcher: Any, stopper: Any, trial_id: str, curve: list[tuple[float, float]],
-         stop_early_at: int | None = None, failed: str | None = None) -> None:
+def _run(
+    searcher: Any,
+    stopper: Any,
+    trial_id: str,
+    curve: list[tuple[float, float]],
+    stop_early_at: int | None = None,
+    failed: str | None = None,
+) -> None:
     config = searcher.suggest(trial_id)
     assert config is not None and config["augmentation"] == 0.0 and TRIAL_NUMBER_KEY in config
     last: dict[str, Any] = {}
@@ -47,8 +53,12 @@ def _run(searcher: Any, stopper: Any, trial_id: str, curve: list[tuple[float, fl
             break
         searcher.on_trial_result(trial_id, last)
     if failed:
-        last = {"epoch": len(curve) + 1, "val_loss": math.nan, "train_eval_loss": math.nan,
-                "failed": failed}
+        last = {
+            "epoch": len(curve) + 1,
+            "val_loss": math.nan,
+            "train_eval_loss": math.nan,
+            "failed": failed,
+        }
     searcher.on_trial_complete(trial_id, last)
 
 

@@ -24,7 +24,12 @@ def test_complete_without_firing_scores_best_epoch() -> None:
     judge = OverfitJudge(GLRule(), grace_epochs=2)
     _feed(judge, "a", [1.0, 0.7, 0.6, 0.61])
     out = judge.outcome("a")
-    assert (out.state, out.stopped_early, out.best_epoch, out.epochs_run) == ("COMPLETE", False, 3, 4)
+    assert (out.state, out.stopped_early, out.best_epoch, out.epochs_run) == (
+        "COMPLETE",
+        False,
+        3,
+        4,
+    )
     assert out.best_val_loss == 0.6 and out.gap_at_best == pytest.approx(0.3)
 
 

@@ -118,8 +118,9 @@ EXPECTED: dict[str, dict[str, int | None]] = {
     "flat": {"gl": None, "pq": None, "up": None, "gap": None, "none": None},
     "improving": {"gl": None, "pq": None, "up": None, "gap": None, "none": None},
     "noisy": {"gl": None, "pq": None, "up": None, "gap": None, "none": None},
-    # GL(4) = 7.1%; PQ(4) = 7.1 / P_4 (1000*(0.625/0.4-1)=562.5) tiny, PQ(8) = 57.1/(1000*(0.2125/0.1-1)) ~ 0.05,
-    # PQ(12) = 114.3/(1000*(0.0575/0.04-1)) ~ 0.26 -> never; UP: ends 6 (0.9) > 3 (0.7) and 9 (1.2) > 6 -> 9;
+    # GL(4) = 7.1%; PQ(4) = 7.1 / P_4 (1000*(0.625/0.4-1)=562.5) tiny,
+    # PQ(8) = 57.1/(1000*(0.2125/0.1-1)) ~ 0.05, PQ(12) = 114.3/(1000*(0.0575/0.04-1)) ~ 0.26:
+    # never; UP: ends 6 (0.9) > 3 (0.7) and 9 (1.2) > 6 -> 9;
     # gap: 0.35 at 4, 0.5 at 5 -> epochs 4,5 > 0.3 -> 5
     "overfit_from_3": {"gl": 4, "pq": None, "up": 9, "gap": 5, "none": None},
     "nan_at_2": {"gl": None, "pq": None, "up": None, "gap": None, "none": None},
