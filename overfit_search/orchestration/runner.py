@@ -181,8 +181,7 @@ def run_sweep(
     _write_sweep_yaml(sweep, out)
     if data.skipped:
         logger.warning(
-            "%d unreadable image(s) skipped; see split.csv's neighbour skipped.csv",
-            len(data.skipped),
+            "%d unreadable image(s) skipped; listed in %s", len(data.skipped), out / "skipped.csv"
         )
         import pandas as pd
 

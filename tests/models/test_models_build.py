@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+
+from overfit_search.config import sweep_from_dict
+from overfit_search.models.backbones import build_backbone, freeze
+from overfit_search.models.build import build_model
+from overfit_search.models.layers import Preprocess
+from tests.conftest import tiny_sweep
+
+PARAMS: dict[str, Any] = {
+    "dropout": 0.3,
+    "l2": 1e-3,
+    "learning_rate": 1e-3,
+    "augmentation": 0.5,
+    "frozen_fraction": 0.5,
+}
+
+
+@pytest.mark.parametrize(
+    ("backbone", "size", "mode"),
+    [
+        ("mobilenet", 32, "tf"),
+        ("mobilenet_v2", 32, "tf"),
+        ("efficientnet_b0", 32, "none"),
+        ("resnet50", 32, "caffe"),
+    ],
+)
+def test_application_backbones_build_with_their_preprocessing(
+    backbone: str, size: int, mode: str
+) -> None:
+    sweep = sweep_from_dict(
+        tiny_sweep(
+            data={"source": "digits", "image_size": size},
+            model={"backbone": backbone, "weights": "none"},
+        )
+    )
+    built = build_model(sweep, PARAMS, num_classes=3)
+    model = built.model
+    assert model.output_shape == (None, 3)
+    assert model.get_layer("preprocess").mode == mode
+    assert model.get_layer("augmentation") is not None
+    probs = model.predict(np.zeros((2, size, size, 3), dtype=np.uint8), verbose=0)
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    # L2 on the classifier; none on the backbone
+    assert len(model.losses) == 1
+
+
+def test_freeze_counts_from_the_input_side_and_bn_is_frozen() -> None:
+    sweep = sweep_from_dict(
+        tiny_sweep(
+            data={"source": "digits", "image_size": 32},
+            model={"backbone": "mobilenet_v2", "weights": "none"},
+        )
+    )
+    backbone = build_backbone(sweep.model, 32)
+    layers = [lay for lay in backbone.model.layers if not isinstance(lay, keras.layers.InputLayer)]
+    count = freeze(backbone, 0.5, None)
+    assert count == round(0.5 * len(layers))
+    assert all(not lay.trainable for lay in layers[:count])
+    assert all(lay.trainable for lay in layers[count:])
+    frozen_bn = [lay for lay in layers[:count] if isinstance(lay, keras.layers.BatchNormalization)]
+    assert frozen_bn and not any(lay.trainable for lay in frozen_bn)
+    assert freeze(backbone, None, 10_000) == len(layers)  # a count past the end freezes all
+
+
+@pytest.mark.parametrize(
+    ("mode", "pixel", "expected"),
+    [("tf", 255.0, 1.0), ("tf", 0.0, -1.0), ("unit", 255.0, 1.0), ("none", 7.0, 7.0)],
+)
+def test_preprocess_modes(mode: str, pixel: float, expected: float) -> None:
+    out = keras.ops.convert_to_numpy(Preprocess(mode)(np.full((1, 2, 2, 3), pixel, "float32")))
+    assert np.allclose(out, expected)
+
+
+def test_attention_head_and_hidden_units() -> None:
+    sweep = sweep_from_dict(
+        tiny_sweep(
+            data={"source": "digits", "image_size": 32},
+            model={
+                "backbone": "mobilenet",
+                "weights": "none",
+                "head": {"attention_heads": 2, "hidden_units": 8},
+            },
+        )
+    )
+    model = build_model(sweep, {**PARAMS, "augmentation": 0.0}, num_classes=4).model
+    assert model.get_layer("attention").num_heads == 2
+    assert model.get_layer("hidden").units == 8
+    assert model.predict(np.zeros((1, 32, 32, 3)), verbose=0).shape == (1, 4)

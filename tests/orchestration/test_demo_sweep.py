@@ -1,0 +1,39 @@
+"""The shipped demo, as a user runs it: real pruning and real early stopping with its seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from overfit_search import run_sweep
+
+pytestmark = pytest.mark.slow
+DEMO = Path(__file__).resolve().parents[2] / "sweeps" / "demo.yaml"
+
+
+def test_demo_prunes_and_stops_early(tmp_path: Path) -> None:
+    result = run_sweep(DEMO, output=tmp_path / "demo", progress=False)
+    trials = result.study.get_trials()
+    assert len(trials) == 24
+    states = [t.state for t in trials]
+    assert TrialState.PRUNED in states
+    stopped_complete = [
+        t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs["stopped_early"]
+    ]
+    assert stopped_complete, "no trial was stopped early as COMPLETE"
+    assert result.epochs_saved > 0
+    assert result.best is not None and result.best.trial.user_attrs["feasible"]
+    assert set(result.paths) >= {
+        "study.db",
+        "sweep.yaml",
+        "split.csv",
+        "trials.csv",
+        "histories.csv",
+        "best.yaml",
+        "trials",
+    }
+    reloaded = optuna.load_study(study_name="demo", storage=f"sqlite:///{result.paths['study.db']}")
+    assert len(reloaded.get_trials()) == 24

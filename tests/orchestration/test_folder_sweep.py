@@ -1,0 +1,91 @@
+"""A real sweep on a class-per-folder directory with a keras.applications backbone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+from PIL import Image
+
+from overfit_search import run_sweep
+from overfit_search.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_folder_sweep_with_mobilenet_v2(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for cls, shade in (("A", 60), ("B", 190)):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(12):
+            pixels = np.clip(rng.normal(shade, 30, (40, 40, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "imgs" / cls / f"{i:02d}.jpg")
+    (tmp_path / "imgs" / "A" / "broken.jpg").write_bytes(b"\xff\xd8\xff\x00garbage")
+    doc = {
+        "name": "folder",
+        "data": {
+            "source": "folder",
+            "dir": str(tmp_path / "imgs"),
+            "image_size": 32,
+            "validation_fraction": 0.25,
+        },
+        "model": {"backbone": "mobilenet_v2", "weights": "none"},
+        "train": {"batch_size": 8, "max_epochs": 2, "optimizer": "sgd"},
+        "search": {
+            "dropout": 0.1,
+            "l2": 0.0,
+            "augmentation": 0.2,
+            "frozen_fraction": 0.5,
+            "learning_rate": {"low": 1e-3, "high": 1e-1, "log": True},
+        },
+        "study": {"trials": 2, "sampler": "random", "seed": 3},
+        "resources": {"max_concurrent": 2},
+    }
+    doc["search"]["baseline"] = {"learning_rate": 0.01}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc))
+    result = run_sweep(tmp_path / "s.yaml", output=tmp_path / "out", progress=False)
+    trials = result.study.get_trials()
+    assert len(trials) == 2
+    assert trials[0].params["learning_rate"] == 0.01 and trials[0].user_attrs["baseline"]
+    assert all(t.state == TrialState.COMPLETE for t in trials), [t.user_attrs for t in trials]
+    assert all(t.user_attrs["epochs_run"] == 2 for t in trials)
+    assert (tmp_path / "out" / "skipped.csv").read_text().startswith("file,reason\nA/broken.jpg,")
+    split = (tmp_path / "out" / "split.csv").read_text()
+    assert split.count("validation") == 6 and "broken.jpg" not in split
+
+
+def test_every_trial_failing_is_exit_1_with_the_reason_and_tracebacks_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = {
+        "name": "failing",
+        "data": {
+            "source": "digits",
+            "digits_classes": [1, 2],
+            "image_size": 12,
+            "train_per_class": 8,
+        },
+        "model": {"backbone": "builtin:digits_cnn"},
+        # every trial runs past its time limit in its first epoch
+        "train": {"max_epochs": 3, "trial_timeout": 0.001},
+        "study": {"trials": 2, "sampler": "random"},
+        "resources": {"max_concurrent": 2},
+    }
+    (tmp_path / "f.yaml").write_text(yaml.safe_dump(doc))
+    rc = main(["run", str(tmp_path / "f.yaml"), "--output", str(tmp_path / "out"), "--no-progress"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "all 2 trial(s) failed; first reason: TrialError: timeout" in err
+    study = optuna.load_study(
+        study_name="failing", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}"
+    )
+    for trial in study.get_trials():
+        assert trial.state == TrialState.FAIL
+        assert trial.user_attrs["fail_reason"].startswith("TrialError: timeout: ran past")
+        traceback = tmp_path / "out" / "trials" / str(trial.number) / "traceback.txt"
+        assert "TrialError" in traceback.read_text()
+    assert (tmp_path / "out" / "trials.csv").read_text().count("FAIL") == 2
