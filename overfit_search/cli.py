@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("--format", choices=("yaml", "json"), default="yaml")
     best.set_defaults(func=_cmd_best)
 
+    from overfit_search import diagnose
+
+    diagnose.add_parser(sub)
     return parser
 
 

@@ -8,13 +8,13 @@ download. Pretraining takes a few seconds on two cores and is cached per image s
 from __future__ import annotations
 
 import fcntl
-import os
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from overfit_search.errors import ConfigError
+from overfit_search.paths import cache_root
 
 PRETRAIN_CLASSES = (0, 1, 2, 3, 4)
 PRETRAIN_EPOCHS = 12
@@ -23,8 +23,7 @@ _VERSION = 2
 
 def cache_dir() -> Path:
     """Where pretrained builtins are kept (``$OVERFIT_SEARCH_CACHE`` or ~/.cache/overfit-search)."""
-    root = os.environ.get("OVERFIT_SEARCH_CACHE") or Path.home() / ".cache" / "overfit-search"
-    return Path(root) / "builtin"
+    return cache_root() / "builtin"
 
 
 def _digits_cnn(image_size: int) -> keras.Model:

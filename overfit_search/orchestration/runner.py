@@ -174,9 +174,14 @@ def run_sweep(
     out = output_dir(sweep, output)
     url = _prepare_output(sweep, out, resume, overwrite)
 
-    from overfit_search.data import load_data
+    from overfit_search.data import load_data, sorted_split_warning
+    from overfit_search.paths import cache_root
 
-    data = load_data(sweep.data, cache_dir=out / ".cache")
+    if sweep.data.split == "sorted":
+        logger.warning("%s", sorted_split_warning(sweep.data.validation_fraction))
+    data = load_data(sweep.data, cache_dir=cache_root() / "data")
+    for warning in data.warnings:
+        logger.warning("%s", warning)
     data.split.to_csv(out / "split.csv", index=False)
     _write_sweep_yaml(sweep, out)
     if data.skipped:

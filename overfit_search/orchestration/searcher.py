@@ -101,9 +101,12 @@ class OverfitOptunaSearch(OptunaSearch):
         if epoch in seen:
             return
         seen.add(epoch)
-        self._judge.observe(
-            trial_id, epoch, float(result["val_loss"]), float(result["train_eval_loss"])
-        )
+        try:
+            self._judge.observe(
+                trial_id, epoch, float(result["val_loss"]), float(result["train_eval_loss"])
+            )
+        except ValueError:  # out-of-order epoch: the stopper has logged it already
+            return
         val = float(result["val_loss"])
         if not self._multi and math.isfinite(val):
             self._ot_trials[trial_id].report(val, epoch)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ray.tune import Stopper
 
 from overfit_search.pruning import OverfitJudge
+
+logger = logging.getLogger(__name__)
 
 
 class OverfitStopper(Stopper):
@@ -32,9 +35,13 @@ class OverfitStopper(Stopper):
             return False
         epoch = int(result["epoch"])
         self.epochs[trial_id] = max(self.epochs.get(trial_id, 0), epoch)
-        decision = self.judge.observe(
-            trial_id, epoch, float(result["val_loss"]), float(result["train_eval_loss"])
-        )
+        try:
+            decision = self.judge.observe(
+                trial_id, epoch, float(result["val_loss"]), float(result["train_eval_loss"])
+            )
+        except ValueError:  # an epoch report went missing: never let it crash the driver
+            logger.warning("trial %s: epoch reported out of order", trial_id, exc_info=True)
+            return False
         return decision.stop
 
     def stop_all(self) -> bool:

@@ -27,10 +27,23 @@ class Firing:
 
 
 class Rule(Protocol):
-    """An overfitting rule."""
+    """An overfitting rule: decides from a trial's history whether it overfits now.
+
+    Attributes:
+        name: The rule's registry name (``gl``, ``pq``, ``up``, ``gap``, ``none``).
+    """
 
     name: str
 
     def check(self, val_loss: Sequence[float], train_eval_loss: Sequence[float]) -> Firing | None:
-        """Whether the rule fires at the last epoch of these histories (index 0 is epoch 1)."""
+        """Whether the rule fires at the last epoch of these histories.
+
+        Args:
+            val_loss: Clean validation loss per epoch; index 0 is epoch 1.
+            train_eval_loss: Clean training loss per epoch, same length.
+
+        Returns:
+            A ``Firing`` if the rule fires at epoch ``len(val_loss)``, else None. Rules never
+            fire on a non-finite value (the judge fails such a trial instead).
+        """
         ...

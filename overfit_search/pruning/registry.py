@@ -1,7 +1,8 @@
-"""Rules by name."""
+"""Rules by name, as the sweep file's ``pruning.rule`` names them."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from overfit_search.pruning.base import Rule
@@ -13,15 +14,29 @@ RULES: dict[str, type] = {"gl": GLRule, "pq": PQRule, "up": UPRule, "gap": GapRu
 def make_rule(name: str, **params: Any) -> Rule:
     """Build a rule by name.
 
+    Args:
+        name: One of ``RULES`` (``gap``, ``gl``, ``none``, ``pq``, ``up``).
+        **params: The rule's parameters, e.g. ``alpha=5.0``; missing ones take their defaults.
+
+    Returns:
+        The rule.
+
     Raises:
-        ValueError: Unknown name (the message lists the valid ones) or bad parameters.
+        ValueError: Unknown name (the message lists the valid ones), an unknown parameter, or a
+            bad parameter value (the message names the parameter).
     """
-    if name not in RULES:
+    cls = RULES.get(name) if isinstance(name, str) else None
+    if cls is None:
         raise ValueError(
-            f"unknown pruning rule '{name}'; choose one of: {', '.join(sorted(RULES))}"
+            f"unknown pruning rule {name!r}; choose one of: {', '.join(sorted(RULES))}"
         )
-    try:
-        rule: Rule = RULES[name](**params)
-    except TypeError as exc:
-        raise ValueError(f"{name}: {exc}") from None
+    accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        valid = f"valid: {', '.join(accepted)}" if accepted else "it takes no parameters"
+        plural = "s" if len(unknown) > 1 else ""
+        raise ValueError(
+            f"{name}: unknown parameter{plural} {', '.join(map(repr, unknown))}; {valid}"
+        )
+    rule: Rule = cls(**params)
     return rule

@@ -1,20 +1,56 @@
-"""Prechelt's stopping criteria ("Early Stopping — But When?", 1998) and a gap rule."""
+"""Prechelt's stopping criteria ("Early Stopping — But When?", 1998) and a gap rule (DESIGN.md §5).
+
+Every rule is a pure function of the per-epoch histories (index 0 is epoch 1) and answers for the
+last epoch only. Parameters are validated eagerly in ``__init__`` with messages of one form,
+``"<rule>: <param> must be <expected>, got <value>"``.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from overfit_search.pruning.base import Firing
 
 
-def _positive(rule: str, name: str, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{rule}: {name} must be > 0, got {value}")
+def _number(rule: str, name: str, value: object, minimum: float, *, strict: bool) -> float:
+    """Validate a finite real parameter ``> minimum`` (strict) or ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{rule}: {name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{rule}: {name} must be a finite number, got {value}")
+    if (value <= minimum) if strict else (value < minimum):
+        raise ValueError(
+            f"{rule}: {name} must be {'>' if strict else '>='} {minimum:g}, got {value}"
+        )
+    return float(value)
+
+
+def _integer(rule: str, name: str, value: object, minimum: int) -> int:
+    """Validate an integer parameter ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{rule}: {name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{rule}: {name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _finite(values: Iterable[float]) -> bool:
+    return all(math.isfinite(v) for v in values)
 
 
 def generalization_loss(val_loss: Sequence[float]) -> float:
-    """GL(t) = 100 * (E_va(t) / E_opt(t) - 1), in percent, at the last epoch."""
+    """Prechelt's generalization loss at the last epoch, in percent.
+
+    ``GL(t) = 100 * (E_va(t) / E_opt(t) - 1)`` with ``E_opt(t)`` the lowest val loss up to ``t``.
+
+    Args:
+        val_loss: Validation loss per epoch, finite, at least one epoch.
+
+    Returns:
+        GL in percent (0 at a new best). With ``E_opt <= 0``: 0 if the last loss is the best,
+        else ``inf``.
+    """
     best = min(val_loss)
     if best <= 0:
         return 0.0 if val_loss[-1] <= best else math.inf
@@ -22,120 +58,153 @@ def generalization_loss(val_loss: Sequence[float]) -> float:
 
 
 def training_progress(train_eval_loss: Sequence[float], strip: int) -> float:
-    """P_k(t) = 1000 * (mean of the last k training losses / their min - 1)."""
+    """Prechelt's training progress over the last ``strip`` epochs.
+
+    ``P_k(t) = 1000 * (sum of the last k losses / (k * min of them) - 1)``.
+
+    Args:
+        train_eval_loss: Training loss per epoch, finite, at least ``strip`` epochs.
+        strip: The strip length ``k``.
+
+    Returns:
+        P_k, >= 0. With a minimum ``<= 0``: 0 if the strip is flat, else ``inf``.
+    """
     window = train_eval_loss[-strip:]
     low = min(window)
     if low <= 0:
-        return 0.0
+        return 0.0 if max(window) == low else math.inf
     return 1000.0 * (sum(window) / (len(window) * low) - 1.0)
 
 
 class GLRule:
-    """Stop when the generalization loss exceeds ``alpha`` percent."""
+    """Fires when the generalization loss exceeds ``alpha`` percent (Prechelt's GL_alpha).
+
+    Args:
+        alpha: Threshold in percent, > 0.
+    """
 
     name = "gl"
 
     def __init__(self, alpha: float = 5.0) -> None:
-        _positive("gl", "alpha", alpha)
-        self.alpha = alpha
+        self.alpha = _number("gl", "alpha", alpha, 0, strict=True)
 
     def check(self, val_loss: Sequence[float], train_eval_loss: Sequence[float]) -> Firing | None:
-        if not val_loss:
+        """Fire if ``GL(t) > alpha`` at the last epoch ``t``."""
+        if not val_loss or not _finite(val_loss):
             return None
         gl = generalization_loss(val_loss)
-        if gl > self.alpha:
-            t = len(val_loss)
-            return Firing("gl", gl, self.alpha, t, f"GL {gl:.1f}% > {self.alpha:g}% at epoch {t}")
-        return None
+        if gl <= self.alpha:
+            return None
+        t = len(val_loss)
+        return Firing("gl", gl, self.alpha, t, f"GL {gl:.1f}% > {self.alpha:g}% at epoch {t}")
 
 
 class PQRule:
-    """Stop when GL divided by training progress exceeds ``alpha``, at strip ends."""
+    """Fires when GL over training progress exceeds ``alpha`` at a strip end (Prechelt's PQ_alpha).
+
+    Evaluated only at ``t % strip == 0``. With no training progress (``P_k == 0``) the quotient
+    is ``inf`` if GL > 0, else 0.
+
+    Args:
+        alpha: Threshold on ``GL / P_k``, > 0.
+        strip: Strip length ``k``, >= 2 (a strip of one epoch has no progress).
+    """
 
     name = "pq"
 
     def __init__(self, alpha: float = 0.5, strip: int = 5) -> None:
-        _positive("pq", "alpha", alpha)
-        if strip < 2:
-            raise ValueError(f"pq: strip must be >= 2, got {strip}")
-        self.alpha = alpha
-        self.strip = strip
+        self.alpha = _number("pq", "alpha", alpha, 0, strict=True)
+        self.strip = _integer("pq", "strip", strip, 2)
 
     def check(self, val_loss: Sequence[float], train_eval_loss: Sequence[float]) -> Firing | None:
+        """Fire if ``t`` ends a strip and ``PQ(t) > alpha``."""
         t = len(val_loss)
-        if t < self.strip or t % self.strip or len(train_eval_loss) < t:
+        k = self.strip
+        if t < k or t % k or len(train_eval_loss) < t:
+            return None
+        window = train_eval_loss[t - k : t]
+        if not _finite(val_loss) or not _finite(window):
             return None
         gl = generalization_loss(val_loss)
-        progress = training_progress(train_eval_loss[:t], self.strip)
-        pq = (math.inf if gl > 0 else 0.0) if progress <= 0 else gl / progress
-        if pq > self.alpha:
-            return Firing("pq", pq, self.alpha, t, f"PQ {pq:.2f} > {self.alpha:g} at epoch {t}")
-        return None
+        progress = training_progress(window, k)
+        pq = (math.inf if gl > 0 else 0.0) if progress == 0 else gl / progress
+        if pq <= self.alpha:
+            return None
+        return Firing("pq", pq, self.alpha, t, f"PQ {pq:.2f} > {self.alpha:g} at epoch {t}")
 
 
 class UPRule:
-    """Stop when val_loss rose at the end of ``strips`` consecutive strips of ``strip`` epochs."""
+    """Fires when val loss rose at the end of ``strips`` successive strips (Prechelt's UP_s).
+
+    At a strip end ``t``: ``E_va(t) > E_va(t - k)``, and the same at ``t - k``, … for ``strips``
+    strips; so it needs ``strips + 1`` strip ends and fires at the earliest at
+    ``t = strip * (strips + 1)``.
+
+    Args:
+        strips: Number ``s`` of successive rising strips, >= 1.
+        strip: Strip length ``k``, >= 1.
+    """
 
     name = "up"
 
     def __init__(self, strips: int = 3, strip: int = 5) -> None:
-        if strips < 1:
-            raise ValueError(f"up: strips must be >= 1, got {strips}")
-        if strip < 1:
-            raise ValueError(f"up: strip must be >= 1, got {strip}")
-        self.strips = strips
-        self.strip = strip
+        self.strips = _integer("up", "strips", strips, 1)
+        self.strip = _integer("up", "strip", strip, 1)
 
     def check(self, val_loss: Sequence[float], train_eval_loss: Sequence[float]) -> Firing | None:
+        """Fire if ``t`` ends a strip and the last ``strips`` strip ends each rose."""
         t = len(val_loss)
         k, s = self.strip, self.strips
         if t % k or t < k * (s + 1):
             return None
         ends = [val_loss[t - 1 - i * k] for i in range(s + 1)]  # newest first
-        if all(ends[i] > ends[i + 1] for i in range(s)):
-            return Firing(
-                "up",
-                float(s),
-                float(s),
-                t,
-                f"val_loss up in {s} consecutive strips of {k} at epoch {t}",
-            )
-        return None
+        if not _finite(ends) or not all(ends[i] > ends[i + 1] for i in range(s)):
+            return None
+        return Firing(
+            "up",
+            float(s),
+            float(s),
+            t,
+            f"val_loss up in {s} consecutive strips of {k} at epoch {t}",
+        )
 
 
 class GapRule:
-    """Stop when the gap stays above ``max_gap`` for ``patience`` consecutive epochs."""
+    """Fires when ``val_loss - train_eval_loss`` stays above ``max_gap`` for ``patience`` epochs.
+
+    Args:
+        max_gap: Gap threshold (loss units), >= 0.
+        patience: Consecutive epochs above it, >= 1.
+    """
 
     name = "gap"
 
     def __init__(self, max_gap: float = 0.15, patience: int = 2) -> None:
-        if max_gap < 0:
-            raise ValueError(f"gap: max_gap must be >= 0, got {max_gap}")
-        if patience < 1:
-            raise ValueError(f"gap: patience must be >= 1, got {patience}")
-        self.max_gap = max_gap
-        self.patience = patience
+        self.max_gap = _number("gap", "max_gap", max_gap, 0, strict=False)
+        self.patience = _integer("gap", "patience", patience, 1)
 
     def check(self, val_loss: Sequence[float], train_eval_loss: Sequence[float]) -> Firing | None:
-        t = min(len(val_loss), len(train_eval_loss))
-        if t < self.patience:
+        """Fire if the gap exceeded ``max_gap`` at each of the last ``patience`` epochs."""
+        t = len(val_loss)
+        if t < self.patience or len(train_eval_loss) < t:
             return None
         gaps = [val_loss[i] - train_eval_loss[i] for i in range(t - self.patience, t)]
-        if all(g > self.max_gap for g in gaps):
-            return Firing(
-                "gap",
-                gaps[-1],
-                self.max_gap,
-                t,
-                f"gap {gaps[-1]:.3f} > {self.max_gap:g} for {self.patience} epochs at epoch {t}",
-            )
-        return None
+        if not _finite(gaps) or not all(g > self.max_gap for g in gaps):
+            return None
+        return Firing(
+            "gap",
+            gaps[-1],
+            self.max_gap,
+            t,
+            f"gap {gaps[-1]:.2f} > {self.max_gap:g} for {self.patience} epochs at epoch {t}",
+        )
 
 
 class NoRule:
-    """Never stops a trial."""
+    """Never fires: trials run to ``max_epochs`` (or until a scheduler stops them)."""
 
     name = "none"
 
     def check(self, val_loss: Sequence[float], train_eval_loss: Sequence[float]) -> Firing | None:
+        """Never fires."""
         return None

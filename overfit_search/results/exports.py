@@ -103,6 +103,7 @@ def trials_frame(study: optuna.Study, trials_dir: Path | None = None) -> pd.Data
             stopped_early=a.get("stopped_early"),
             stop_rule=a.get("stop_rule"),
             stop_reason=a.get("stop_reason") or a.get("fail_reason"),
+            baseline=bool(a.get("baseline", False)),
             seconds=(t.datetime_complete - t.datetime_start).total_seconds()
             if t.datetime_complete and t.datetime_start
             else None,

@@ -96,8 +96,8 @@ def test_real_sweep_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     )
 
     split = pd.read_csv(out / "split.csv")
-    # digits with train_per_class: images left out of the small training split are "unused"
-    assert set(split.subset) == {"train", "validation", "unused"}
+    # digits with train_per_class: only the images drawn for training and validation are listed
+    assert set(split.subset) == {"train", "validation"}
     assert (split.subset == "train").sum() == 30
 
     best = load_sweep(out / "best.yaml")  # a complete, valid sweep file

@@ -107,7 +107,7 @@ def test_nan_trial_is_fail() -> None:
     _run(searcher, stopper, "n", [(1.0, 0.9), (math.nan, math.nan)])
     (trial,) = study.get_trials()
     assert trial.state == TrialState.FAIL
-    assert trial.user_attrs["fail_reason"] == "val_loss is nan at epoch 2"
+    assert trial.user_attrs["fail_reason"] == "val_loss is NaN at epoch 2"
 
 
 def test_scheduler_stopped_trial_is_pruned() -> None:
