@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,29 +77,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_best(args: argparse.Namespace) -> int:
     import json
 
-    import optuna
     import yaml
 
-    from overfit_search.config import load_sweep
-    from overfit_search.errors import ConfigError
-    from overfit_search.orchestration.runner import storage_url
-    from overfit_search.results.exports import best_sweep, select_best
+    from overfit_search.results.exports import best_sweep, load_results, pick_trial
+    from overfit_search.reuse import confirmed_choice
     from overfit_search.search_space import split_space
 
     out = Path(args.results)
-    sweep_file = out / "sweep.yaml"
-    if not sweep_file.exists():
-        raise ConfigError(f"{out}: no sweep.yaml here: not a results directory")
-    sweep = load_sweep(sweep_file)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=sweep.name, storage=storage_url(sweep, out.resolve()))
-    if args.trial is not None:
-        matches = [t for t in study.get_trials(deepcopy=False) if t.number == args.trial]
-        if not matches or matches[0].state.name not in ("COMPLETE", "PRUNED"):
-            raise ConfigError(f"--trial: no finished trial {args.trial} in {out}")
-        trial = matches[0]
-    else:
-        trial = select_best(study, sweep).trial
+    sweep, study = load_results(out)
+    number = args.trial
+    if number is None and args.by == "confirmed":
+        number = confirmed_choice(out)
+    trial = pick_trial(study, sweep, number)
     doc = best_sweep(sweep, trial, split_space(sweep.search)[1])
     if args.format == "json":
         print(json.dumps(doc, indent=2))
@@ -107,8 +97,88 @@ def _cmd_best(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_metrics(what: str, output: Path, m: dict[str, object]) -> None:
+    print(
+        f"{what}: {output} (+ {output.with_suffix('.labels.txt').name}, "
+        f"{output.with_suffix('.metrics.json').name})"
+    )
+    line = f"  val_loss {_fmt(m['val_loss'])}  gap {_fmt(m['gap'])}"
+    line += f"  val_accuracy {_fmt(m['val_accuracy'])}"
+    if m.get("trial_val_loss") is not None:
+        line += f"  (trial {m['trial']}: val_loss {_fmt(m['trial_val_loss'])})"
+    print(line)
+
+
+def _check_output(path: str, force: bool) -> Path:
+    from overfit_search.errors import ConfigError
+
+    output = Path(path)
+    if output.suffix != ".keras":
+        raise ConfigError(f"--output: {output} must end in .keras")
+    if output.exists() and not force:
+        raise ConfigError(f"--output: {output} exists; pass --force to replace it")
+    return output
+
+
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    from overfit_search import reuse
+
+    output = _check_output(args.output, args.force)
+    source = reuse.resolve(args.source, args.trial, args.by)
+    what = "train + validation" if args.full else "the training split"
+    print(f"Retraining for {source.epochs} epoch(s) on {what} (seed {source.seed})...")
+    metrics = reuse.retrain(source, output, full=args.full, tolerance=args.tolerance)
+    _print_metrics("Saved", output, metrics)
+    if args.full:
+        print("  (--full: validation images were trained on; the val_loss above is not held out)")
+    elif metrics.get("matches_trial") is False:
+        print(f"  warning: differs from the trial by more than {args.tolerance:.0%}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from overfit_search import reuse
+
+    output = _check_output(args.output, args.force)
+    source = reuse.resolve(args.results, args.trial, args.by)
+    metrics = reuse.export(source, output)
+    _print_metrics("Exported", output, metrics)
+    return 0
+
+
+def _cmd_confirm(args: argparse.Namespace) -> int:
+    from overfit_search import reuse
+
+    out = Path(args.results)
+    table = reuse.confirm(out, args.top, args.seeds)
+    print(f"Confirmed over the trial itself and {args.seeds} reseeded run(s) each:")
+    for row in table.itertuples(index=False):
+        print(
+            f"  trial {row.trial}: val_loss {row.mean_val_loss:.4f} ± {row.sd_val_loss:.4f} "
+            f"(trial {row.trial_val_loss:.4f}), gap {row.mean_gap:.4f} ± {row.sd_gap:.4f}"
+        )
+    print(f"Written to {out / reuse.CONFIRM_FILE}; pick by it with --by confirmed")
+    return 0
+
+
 def _fmt(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _by_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--by",
+        choices=("value", "confirmed"),
+        default="value",
+        help="value: the study's choice; confirmed: lowest mean val_loss in confirm.csv",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,7 +214,45 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("results", help="results directory")
     best.add_argument("--trial", type=int, help="export this trial instead of the best")
     best.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    _by_argument(best)
     best.set_defaults(func=_cmd_best)
+
+    retrain = sub.add_parser(
+        "retrain", help="train the winner (or --trial N) for its best epoch count and save it"
+    )
+    retrain.add_argument("source", help="results directory, or the best.yaml it wrote")
+    retrain.add_argument("--output", required=True, help="model file to write (.keras)")
+    retrain.add_argument("--trial", type=int, help="retrain this trial instead of the best")
+    retrain.add_argument(
+        "--full", action="store_true", help="train on train + validation, same epoch count"
+    )
+    retrain.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.05,
+        help="warn when val_loss differs from the trial's by more than this (default 0.05)",
+    )
+    retrain.add_argument("--force", action="store_true", help="replace an existing model file")
+    _by_argument(retrain)
+    retrain.set_defaults(func=_cmd_retrain)
+
+    export = sub.add_parser(
+        "export", help="save the winner's kept best-epoch weights as a model (no training)"
+    )
+    export.add_argument("results", help="results directory")
+    export.add_argument("--output", required=True, help="model file to write (.keras)")
+    export.add_argument("--trial", type=int, help="export this trial instead of the best")
+    export.add_argument("--force", action="store_true", help="replace an existing model file")
+    _by_argument(export)
+    export.set_defaults(func=_cmd_export)
+
+    confirm = sub.add_parser(
+        "confirm", help="retrain the top trials with other seeds: mean ± sd of val_loss and gap"
+    )
+    confirm.add_argument("results", help="results directory")
+    confirm.add_argument("--top", type=_positive_int, default=3, help="trials (default 3)")
+    confirm.add_argument("--seeds", type=_positive_int, default=3, help="seeds (default 3)")
+    confirm.set_defaults(func=_cmd_confirm)
 
     from overfit_search import diagnose
 
@@ -156,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI in-process and return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # TensorFlow's C++ start-up chatter (no CUDA, CPU flags) is not for users; errors still raise.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.debug else "3")
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from overfit_search.config.schema import FloatRange, IntRange, SearchConfig
+from overfit_search.config.schema import FloatRange, IntRange, SearchConfig, Sweep
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -48,3 +48,18 @@ def baseline_params(search: SearchConfig) -> dict[str, Any] | None:
         return None
     distributions, _ = split_space(search)
     return {k: v for k, v in search.baseline.items() if k in distributions}
+
+
+def trial_seed(sweep: Sweep, number: int) -> int:
+    """The seed of trial ``number``'s weights, shuffling, dropout and augmentation.
+
+    Args:
+        sweep: The sweep; ``train.seed`` wins when set.
+        number: The Optuna trial number.
+
+    Returns:
+        ``train.seed``, else ``study.seed * 100003 + number`` (distinct and reproducible).
+    """
+    if sweep.train.seed is not None:
+        return sweep.train.seed
+    return sweep.study.seed * 100_003 + number

@@ -105,6 +105,9 @@ class TrainConfig(_Section):
     trial_timeout: Annotated[float, Field(gt=0)] | None = None
     keep_best_weights: Annotated[int, Field(ge=0)] = 3
     augment_flip: bool = True  # horizontal flips (off for digits, text, signs with handedness)
+    # weights/shuffle/dropout seed; None: one per trial derived from study.seed (best.yaml sets
+    # the winning trial's, so a retrain repeats it)
+    seed: int | None = None
 
 
 class FloatRange(_Section):

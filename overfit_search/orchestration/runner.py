@@ -283,7 +283,7 @@ def _ray_init(sweep: Sweep) -> bool:
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
         "PYTHONWARNINGS": "ignore",
     }
-    for key in ("KERAS_BACKEND", "OVERFIT_SEARCH_CACHE", "TFHUB_CACHE_DIR"):
+    for key in ("KERAS_BACKEND", "OVERFIT_SEARCH_CACHE", "TFHUB_CACHE_DIR", "TF_CPP_MIN_LOG_LEVEL"):
         if key in os.environ:
             env[key] = os.environ[key]
     address = sweep.resources.ray_address or "local"  # never attach to a stale `ray start`

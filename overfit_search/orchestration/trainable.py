@@ -12,11 +12,7 @@ from ray import tune
 from overfit_search.config.schema import Sweep
 from overfit_search.data.dataset import ImageData
 from overfit_search.orchestration.searcher import TRIAL_NUMBER_KEY
-
-
-def trial_seed(study_seed: int, number: int) -> int:
-    """A distinct, reproducible seed per trial."""
-    return study_seed * 100_003 + number
+from overfit_search.search_space import trial_seed
 
 
 def train_trial(
@@ -44,7 +40,7 @@ def train_trial(
         tune.report(dict(row))
 
     try:
-        run_trial(sweep, params, data, report, trial_dir, seed=trial_seed(sweep.study.seed, number))
+        run_trial(sweep, params, data, report, trial_dir, seed=trial_seed(sweep, number))
     except Exception as exc:
         (trial_dir / "traceback.txt").write_text(traceback.format_exc())
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]

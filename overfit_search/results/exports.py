@@ -17,7 +17,8 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from overfit_search.config.schema import Sweep
-from overfit_search.errors import FatalError
+from overfit_search.errors import ConfigError, FatalError
+from overfit_search.search_space import split_space, trial_seed
 
 BEST_WEIGHTS = "best.weights.h5"
 
@@ -131,6 +132,62 @@ def histories_frame(trials_dir: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def load_results(out: Path) -> tuple[Sweep, optuna.Study]:
+    """Open a results directory: the sweep as run and its study.
+
+    Args:
+        out: The directory ``run`` wrote (holds sweep.yaml and the study).
+
+    Returns:
+        ``(sweep, study)``.
+
+    Raises:
+        ConfigError: Not a results directory, or its study cannot be opened.
+    """
+    from overfit_search.config import load_sweep
+
+    sweep_file = out / "sweep.yaml"
+    if not sweep_file.is_file():
+        raise ConfigError(f"{out}: no sweep.yaml here: not a results directory")
+    sweep = load_sweep(sweep_file)
+    url = sweep.study.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise ConfigError(f"{out}: no study.db here: the sweep has not run")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=sweep.name, storage=url)
+    except KeyError:
+        raise ConfigError(f"{out}: study '{sweep.name}' is not in {url}") from None
+    return sweep, study
+
+
+def pick_trial(study: optuna.Study, sweep: Sweep, number: int | None = None) -> FrozenTrial:
+    """The trial to reuse: ``number`` when given (it must have finished), else the best.
+
+    Raises:
+        ConfigError: ``number`` is not a finished (COMPLETE or PRUNED) trial.
+        FatalError: No trial finished COMPLETE (and no number was given).
+    """
+    if number is None:
+        return select_best(study, sweep).trial
+    for trial in study.get_trials(deepcopy=False):
+        if trial.number == number and trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            return trial
+    finished = [
+        t.number
+        for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE, TrialState.PRUNED])
+    ]
+    raise ConfigError(
+        f"--trial: no finished trial {number} in study '{study.study_name}' "
+        f"(finished: {', '.join(map(str, finished)) or 'none'})"
+    )
+
+
+def trial_params(sweep: Sweep, trial: FrozenTrial) -> dict[str, Any]:
+    """Every knob's value for ``trial``: its sampled parameters over the sweep's fixed ones."""
+    return {**split_space(sweep.search)[1], **trial.params}
+
+
 def best_sweep(sweep: Sweep, trial: FrozenTrial, fixed: dict[str, Any]) -> dict[str, Any]:
     """A complete sweep file with the trial's values fixed and max_epochs = its best epoch."""
     doc = sweep.model_dump(mode="json", exclude_none=True)
@@ -143,6 +200,7 @@ def best_sweep(sweep: Sweep, trial: FrozenTrial, fixed: dict[str, Any]) -> dict[
     doc["train"]["max_epochs"] = int(trial.user_attrs.get("best_epoch") or sweep.train.max_epochs)
     doc["study"]["trials"] = 1
     doc["study"].pop("storage", None)
+    doc["train"]["seed"] = trial_seed(sweep, trial.number)
     return doc
 
 

@@ -132,7 +132,7 @@ def run_trial(
     report: Reporter,
     trial_dir: Path,
     seed: int,
-) -> None:
+) -> keras.Model:
     """Train one configuration and report clean metrics after every epoch.
 
     Args:
@@ -143,6 +143,9 @@ def run_trial(
             stop the trial from inside it.
         trial_dir: ``trials/<number>/``: log, history.csv and best-epoch weights go here.
         seed: Seeds weights init, shuffling, dropout and augmentation.
+
+    Returns:
+        The model with the weights of the last epoch run.
 
     Raises:
         TrialError: The trial ran past ``train.trial_timeout``.
@@ -186,3 +189,4 @@ def run_trial(
         verbose=0,
         callbacks=[reporter],
     )
+    return built.model

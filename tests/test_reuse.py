@@ -1,0 +1,242 @@
+"""retrain / export / confirm / best: unit tests of the bookkeeping, and the real chain."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from overfit_search import reuse
+from overfit_search.cli import main
+from overfit_search.config import load_sweep
+from overfit_search.errors import ConfigError
+from tests.conftest import tiny_sweep
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda p: p, "no sweep.yaml here"),
+        (lambda p: (p / "sweep.yaml").write_text(yaml.safe_dump(tiny_sweep())) and p, "no study"),
+    ],
+)
+def test_resolve_rejects_a_folder_that_is_not_results(
+    tmp_path: Path, make: Any, match: str
+) -> None:
+    with pytest.raises(ConfigError, match=match):
+        reuse.resolve(make(tmp_path))
+
+
+FIXED = {
+    "dropout": 0.2,
+    "l2": 0.0,
+    "learning_rate": 0.01,
+    "augmentation": 0.0,
+    "frozen_fraction": 0.5,
+}
+
+
+def test_resolve_rejects_a_sweep_that_still_has_ranges(write_sweep: Any) -> None:
+    path = write_sweep(tiny_sweep(search={**FIXED, "dropout": {"low": 0.1, "high": 0.5}}))
+    with pytest.raises(ConfigError, match=r"search\.dropout is still a range"):
+        reuse.resolve(path)
+
+
+def test_resolve_takes_a_fixed_sweep_with_its_seed_and_epochs(write_sweep: Any) -> None:
+    path = write_sweep(
+        tiny_sweep(
+            train={"max_epochs": 7, "seed": 42},
+            search=FIXED,
+        )
+    )
+    source = reuse.resolve(path)
+    assert (source.epochs, source.seed) == (7, 42)
+    assert source.params["dropout"] == 0.2
+    assert source.reference == {}
+
+
+def test_resolve_refuses_trial_numbers_without_a_results_dir(write_sweep: Any) -> None:
+    with pytest.raises(ConfigError, match="need a results directory"):
+        reuse.resolve(write_sweep(tiny_sweep()), number=3)
+
+
+def test_summarize_confirm_means_and_sds_over_the_trial_and_its_reruns() -> None:
+    runs = pd.DataFrame(
+        [
+            {"trial": 4, "rerun": False, "val_loss": 0.30, "gap": 0.10},
+            {"trial": 4, "rerun": True, "val_loss": 0.40, "gap": 0.20},
+            {"trial": 4, "rerun": True, "val_loss": 0.50, "gap": 0.30},
+            {"trial": 9, "rerun": False, "val_loss": 0.32, "gap": 0.05},
+            {"trial": 9, "rerun": True, "val_loss": 0.34, "gap": 0.07},
+        ]
+    )
+    table = reuse.summarize_confirm(runs)
+    assert list(table.trial) == [9, 4]  # trial 9 is better on average though 4 won the study
+    four = table.set_index("trial").loc[4]
+    assert four.trial_val_loss == pytest.approx(0.30)
+    assert four.mean_val_loss == pytest.approx(0.40)
+    assert four.sd_val_loss == pytest.approx(0.10)
+    assert four.mean_gap == pytest.approx(0.20)
+    assert four.runs == 3
+
+
+def test_confirmed_choice_needs_confirm_csv(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="overfit-search confirm"):
+        reuse.confirmed_choice(tmp_path)
+    pd.DataFrame({"trial": [3, 7], "mean_val_loss": [0.5, 0.4]}).to_csv(
+        tmp_path / reuse.CONFIRM_FILE, index=False
+    )
+    assert reuse.confirmed_choice(tmp_path) == 7
+
+
+@pytest.mark.parametrize(
+    ("name", "exists", "match"),
+    [("model.h5", False, "must end in .keras"), ("model.keras", True, "pass --force")],
+)
+def test_retrain_output_is_checked_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, exists: bool, match: str
+) -> None:
+    target = tmp_path / name
+    if exists:
+        target.write_text("x")
+    rc = main(["retrain", str(tmp_path), "--output", str(target)])
+    assert rc == 2
+    assert match in capsys.readouterr().err
+
+
+# --- the real chain: sweep → best → retrain → load and predict → export → confirm -----------
+
+
+def _sweep_doc() -> dict[str, Any]:
+    return {
+        "name": "reuse",
+        "data": {
+            "source": "digits",
+            "digits_classes": [5, 6, 7],
+            "image_size": 16,
+            "validation_fraction": 0.3,
+            "train_per_class": 10,
+        },
+        "model": {"backbone": "builtin:digits_cnn"},
+        "train": {"batch_size": 16, "max_epochs": 5, "augment_flip": False},
+        "search": {
+            "dropout": {"low": 0.0, "high": 0.4},
+            "l2": {"low": 1e-6, "high": 1e-3, "log": True},
+            "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
+            "augmentation": 0.0,
+            "frozen_fraction": {"low": 0.0, "high": 1.0},
+        },
+        "objective": {"mode": "constrained", "max_gap": 1.0},
+        "study": {"trials": 3, "n_startup_trials": 3, "seed": 3},
+        "resources": {"cpus_per_trial": 1, "max_concurrent": 2},
+    }
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("reuse")
+    sweep = root / "reuse.yaml"
+    sweep.write_text(yaml.safe_dump(_sweep_doc()))
+    out = root / "out"
+    assert main(["run", str(sweep), "--output", str(out), "--no-progress"]) == 0
+    return out
+
+
+def _validation(out: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from overfit_search.data import load_data
+
+    data = load_data(load_sweep(out / "sweep.yaml").data)
+    return np.asarray(data.x_val), data.y_val, data.class_names
+
+
+def _cross_entropy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
+    p = np.asarray(model.predict(x, verbose=0), np.float64)
+    assert np.allclose(p.sum(axis=1), 1.0, atol=1e-4)
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0))))
+
+
+@pytest.mark.slow
+def test_best_prints_a_valid_sweep_that_repeats_the_winner(
+    finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["best", str(finished)]) == 0
+    path = tmp_path / "best.yaml"
+    path.write_text(capsys.readouterr().out)
+    best = load_sweep(path)
+    table = pd.read_csv(finished / "trials.csv")
+    winner = table.loc[table.value.idxmin()]
+    assert best.train.max_epochs == winner.best_epoch
+    assert best.train.seed is not None
+    assert best.search.dropout == pytest.approx(winner.param_dropout)
+
+
+@pytest.mark.slow
+def test_retrain_repeats_the_trial_and_saves_a_loadable_model(
+    finished: Path, tmp_path: Path
+) -> None:
+    from overfit_search.training.final import load
+
+    model_path = tmp_path / "model.keras"
+    assert main(["retrain", str(finished), "--output", str(model_path)]) == 0
+    metrics = json.loads(model_path.with_suffix(".metrics.json").read_text())
+    assert metrics["made_by"] == "retrain"
+    assert metrics["epochs"] == metrics["trial_best_epoch"]
+    # same seed, same split, same epochs: the trial's val_loss again (within the 5% promise)
+    assert metrics["val_loss"] == pytest.approx(metrics["trial_val_loss"], rel=0.05)
+    assert metrics["matches_trial"] is True
+
+    x_val, y_val, names = _validation(finished)
+    model = load(model_path)  # a fresh load, as a user would
+    assert _cross_entropy(model, x_val, y_val) == pytest.approx(metrics["val_loss"], rel=1e-4)
+    assert model_path.with_suffix(".labels.txt").read_text().split() == names
+
+
+@pytest.mark.slow
+def test_retrain_full_trains_on_validation_too(finished: Path, tmp_path: Path) -> None:
+    model_path = tmp_path / "full.keras"
+    assert main(["retrain", str(finished), "--full", "--output", str(model_path)]) == 0
+    metrics = json.loads(model_path.with_suffix(".metrics.json").read_text())
+    assert metrics["full"] is True
+    assert metrics["matches_trial"] is None  # nothing held out to compare with
+
+
+@pytest.mark.slow
+def test_export_rebuilds_the_best_epoch_weights_without_training(
+    finished: Path, tmp_path: Path
+) -> None:
+    from overfit_search.training.final import load
+
+    model_path = tmp_path / "export.keras"
+    assert main(["export", str(finished), "--output", str(model_path)]) == 0
+    metrics = json.loads(model_path.with_suffix(".metrics.json").read_text())
+    # the kept weights are the trial's best epoch: its val_loss exactly
+    assert metrics["val_loss"] == pytest.approx(metrics["trial_val_loss"], rel=1e-4)
+    x_val, y_val, _ = _validation(finished)
+    assert _cross_entropy(load(model_path), x_val, y_val) == pytest.approx(
+        metrics["val_loss"], rel=1e-4
+    )
+
+
+@pytest.mark.slow
+def test_confirm_reseeds_the_top_trial_and_best_can_pick_by_it(
+    finished: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["confirm", str(finished), "--top", "2", "--seeds", "1"]) == 0
+    table = pd.read_csv(finished / reuse.CONFIRM_FILE)
+    runs = pd.read_csv(finished / "confirm_runs.csv")
+    assert len(table) == 2 and set(table.runs) == {2}
+    assert runs.rerun.sum() == 2
+    assert runs[runs.rerun].seed.nunique() == 2
+    assert all(math.isfinite(v) for v in table.mean_val_loss)
+    capsys.readouterr()
+    assert main(["best", str(finished), "--by", "confirmed", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    chosen = int(table.sort_values("mean_val_loss").trial.iloc[0])
+    trials = pd.read_csv(finished / "trials.csv").set_index("number")
+    assert doc["search"]["dropout"] == pytest.approx(trials.loc[chosen, "param_dropout"])
