@@ -97,6 +97,51 @@ def _cmd_best(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from overfit_search.results.dashboard import save_figures
+    from overfit_search.results.exports import load_results, write_exports
+    from overfit_search.results.report import write_report
+    from overfit_search.search_space import split_space
+
+    out = Path(args.results)
+    sweep, study = load_results(out)
+    write_exports(study, sweep, out, split_space(sweep.search)[1])
+    path = write_report(out, study)
+    if not args.no_dashboard:
+        import pandas as pd
+
+        histories = pd.read_csv(out / "histories.csv")
+        save_figures(study, pd.read_csv(out / "trials.csv"), histories, sweep)
+    print(f"Report: {path} (figures in {path.parent / 'figures'})")
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from overfit_search.results.dashboard import (
+        LOOPBACK,
+        make_dashboard_server,
+        storage_for,
+        url_of,
+    )
+
+    storage = storage_for(args.target)
+    if args.host not in LOOPBACK:
+        logger.warning(
+            "warning: listening on %s: anyone who can reach this machine can read and edit the "
+            "study (optuna-dashboard has no login)",
+            args.host,
+        )
+    server = make_dashboard_server(storage, args.host, args.port)
+    print(f"optuna-dashboard on {storage}: {url_of(server, args.host)}  (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def _print_metrics(what: str, output: Path, m: dict[str, object]) -> None:
     print(
         f"{what}: {output} (+ {output.with_suffix('.labels.txt').name}, "
@@ -217,6 +262,21 @@ def build_parser() -> argparse.ArgumentParser:
     _by_argument(best)
     best.set_defaults(func=_cmd_best)
 
+    report = sub.add_parser(
+        "report", help="rewrite report.html, its PNGs and the dashboard figures of a results dir"
+    )
+    report.add_argument("results", help="results directory")
+    report.add_argument(
+        "--no-dashboard", action="store_true", help="do not save figures into the study"
+    )
+    report.set_defaults(func=_cmd_report)
+
+    dashboard = sub.add_parser("dashboard", help="open optuna-dashboard on a sweep's study")
+    dashboard.add_argument("target", help="results directory or Optuna storage URL")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    dashboard.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    dashboard.set_defaults(func=_cmd_dashboard)
+
     retrain = sub.add_parser(
         "retrain", help="train the winner (or --trial N) for its best epoch count and save it"
     )
@@ -254,9 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     confirm.add_argument("--seeds", type=_positive_int, default=3, help="seeds (default 3)")
     confirm.set_defaults(func=_cmd_confirm)
 
-    from overfit_search import diagnose
+    from overfit_search import check_data, diagnose
 
     diagnose.add_parser(sub)
+    check_data.add_parser(sub)
     return parser
 
 

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pandas as pd
 import yaml
 from optuna.trial import TrialState
 
 from overfit_search.config import Sweep, load_sweep
+from overfit_search.data.dataset import ImageData
 from overfit_search.errors import ConfigError, FatalError
 from overfit_search.orchestration.progress import SweepProgress
 from overfit_search.pruning import OverfitJudge, make_rule
@@ -48,6 +50,47 @@ class SweepResult:
 def output_dir(sweep: Sweep, output: str | Path | None) -> Path:
     """``--output`` or results/<name>, absolute."""
     return Path(output).resolve() if output else (Path("results") / sweep.name).resolve()
+
+
+def _check_data(data: ImageData, out: Path) -> None:
+    """The check-data checks before the first trial: warn, never block (check_data.json)."""
+    import json
+
+    from overfit_search.check_data import leak_warning
+    from overfit_search.data.check import check_data
+
+    try:
+        report = check_data(data)
+    except Exception:  # a check must not cost the sweep
+        logger.warning("could not check the data", exc_info=True)
+        return
+    (out / "check_data.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    warning = leak_warning(report)
+    if warning:
+        logger.warning("%s", warning)
+
+
+def write_review(study: optuna.Study, sweep: Sweep, out: Path) -> None:
+    """report.html, its PNGs and the dashboard's figures; a failure here never fails the sweep."""
+    from overfit_search.results.dashboard import save_figures
+    from overfit_search.results.report import write_report
+
+    try:
+        write_report(out, study)
+        save_figures(study, pd.read_csv(out / "trials.csv"), _histories(out), sweep)
+    except Exception:  # the trials are safe in the study; the review can be rebuilt
+        logger.warning(
+            "could not write the report (rebuild it with `overfit-search report %s`)",
+            out,
+            exc_info=True,
+        )
+
+
+def _histories(out: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(out / "histories.csv")
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return pd.DataFrame(columns=["trial", "epoch"])
 
 
 def storage_url(sweep: Sweep, out: Path) -> str:
@@ -182,14 +225,13 @@ def run_sweep(
     data = load_data(sweep.data, cache_dir=cache_root() / "data")
     for warning in data.warnings:
         logger.warning("%s", warning)
+    _check_data(data, out)
     data.split.to_csv(out / "split.csv", index=False)
     _write_sweep_yaml(sweep, out)
     if data.skipped:
         logger.warning(
             "%d unreadable image(s) skipped; listed in %s", len(data.skipped), out / "skipped.csv"
         )
-        import pandas as pd
-
         pd.DataFrame(data.skipped, columns=["file", "reason"]).to_csv(
             out / "skipped.csv", index=False
         )
@@ -237,6 +279,7 @@ def run_sweep(
 
     _fail_unfinished(study, tracker.numbers if sweep.study.storage else None, "interrupted")
     best = write_exports(study, sweep, out, fixed)
+    write_review(study, sweep, out)
     paths = {
         n: out / n
         for n in (
@@ -246,6 +289,7 @@ def run_sweep(
             "trials.csv",
             "histories.csv",
             "best.yaml",
+            "report.html",
             "trials",
         )
         if (out / n).exists()

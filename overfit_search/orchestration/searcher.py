@@ -170,7 +170,10 @@ class OverfitOptunaSearch(OptunaSearch):
             ot_trial.set_user_attr(key, _jsonable(value))
         if state != "FAIL" and outcome.gap_at_best is not None:
             ot_trial.set_constraint("gap", outcome.gap_at_best - objective.max_gap)
-        _save_note(ot_trial, _note(ot_trial.number, attrs, objective.max_gap))
+        note = _note(ot_trial.number, attrs, objective.max_gap) + _curves_brief(
+            val_hist, train_hist
+        )
+        _save_note(ot_trial, note)
         if state == "FAIL" or outcome.best_val_loss is None or outcome.gap_at_best is None:
             ot_trial.set_user_attr("fail_reason", reason or "no finite epoch")
             self._study.tell(ot_trial, state=TrialState.FAIL)
@@ -222,6 +225,21 @@ def _note(number: int, attrs: dict[str, Any], max_gap: float) -> str:
     else:
         lines.append("- ran to max_epochs")
     return "\n".join(lines)
+
+
+def _curves_brief(val: list[float], train: list[float]) -> str:
+    """One Markdown line per curve: first → lowest (epoch) → last."""
+    lines = []
+    for name, curve in (("val_loss", val), ("train_eval_loss", train)):
+        finite = [(i + 1, v) for i, v in enumerate(curve) if math.isfinite(v)]
+        if not finite:
+            continue
+        low_epoch, low = min(finite, key=lambda item: item[1])
+        lines.append(
+            f"- {name}: {finite[0][1]:.4f} → lowest {low:.4f} (epoch {low_epoch}) → "
+            f"last {finite[-1][1]:.4f} (epoch {finite[-1][0]})"
+        )
+    return "".join(f"\n{line}" for line in lines)
 
 
 def _save_note(trial: optuna.Trial, text: str) -> None:

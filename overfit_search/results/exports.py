@@ -150,15 +150,39 @@ def load_results(out: Path) -> tuple[Sweep, optuna.Study]:
     if not sweep_file.is_file():
         raise ConfigError(f"{out}: no sweep.yaml here: not a results directory")
     sweep = load_sweep(sweep_file)
+    return sweep, open_study(out, sweep)
+
+
+def open_study(out: Path, sweep: Sweep) -> optuna.Study:
+    """Open the study of a results directory.
+
+    Uses ``study.storage`` of the sweep, else ``sqlite:///<out>/study.db``; the study named
+    like the sweep, else the only study there.
+
+    Args:
+        out: The results directory.
+        sweep: The sweep as run.
+
+    Returns:
+        The study.
+
+    Raises:
+        ConfigError: No study.db, or no study that can be told apart.
+    """
     url = sweep.study.storage or f"sqlite:///{(out / 'study.db').resolve()}"
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise ConfigError(f"{out}: no study.db here: the sweep has not run")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.load_study(study_name=sweep.name, storage=url)
-    except KeyError:
-        raise ConfigError(f"{out}: study '{sweep.name}' is not in {url}") from None
-    return sweep, study
+    names = optuna.get_all_study_names(storage=url)
+    if sweep.name in names:
+        name = sweep.name
+    elif len(names) == 1:
+        name = names[0]
+    else:
+        raise ConfigError(
+            f"{out}: no study named '{sweep.name}' among the {len(names)} studies in {url}"
+        )
+    return optuna.load_study(study_name=name, storage=url)
 
 
 def pick_trial(study: optuna.Study, sweep: Sweep, number: int | None = None) -> FrozenTrial:
@@ -258,7 +282,11 @@ def clear_results(out: Path) -> None:
         "split.csv",
         "sweep.yaml",
         "report.html",
+        "check_data.json",
+        "skipped.csv",
+        "confirm.csv",
+        "confirm_runs.csv",
     ):
         (out / name).unlink(missing_ok=True)
-    for name in ("trials", "ray"):
+    for name in ("trials", "ray", "figures"):
         shutil.rmtree(out / name, ignore_errors=True)

@@ -259,3 +259,34 @@ def test_group_split_with_many_sources_stays_fast_enough() -> None:
 def test_split_functions_check_their_arguments(make: Callable[[], Any]) -> None:
     with pytest.raises(ValueError):
         make()
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.35, 0.5])
+def test_sorted_folder_split_matches_tf_keras_image_data_generator(
+    tmp_path: Path, fraction: float
+) -> None:
+    """The real oracle: tf_keras's ImageDataGenerator puts the same files on each side."""
+    image = pytest.importorskip("tf_keras.preprocessing.image")
+    root = tmp_path / "imgs"
+    names = {
+        "Cats": ["IMG_10.jpg", "IMG_9.jpg", "b.PNG", "a.jpeg", "sub/x.png", "sub-2/y.png",
+                 "sub/deeper/z.png", "zz.bmp", "_a.png", "c.png", "d.png"],
+        "dogs": [f"frame{i}.png" for i in range(13)] + ["other/0.png"],
+    }  # fmt: skip
+    for cls, files in names.items():
+        for name in files:
+            path = root / cls / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (4, 4), (len(name), 0, 0)).save(path, format="PNG")
+    data = load_data(
+        DataConfig(source="folder", dir=root, image_size=8, split="sorted",
+                   validation_fraction=fraction)
+    )  # fmt: skip
+    generator = image.ImageDataGenerator(validation_split=fraction)
+    for subset, side in (("validation", "validation"), ("training", "train")):
+        flow = generator.flow_from_directory(
+            str(root), target_size=(8, 8), subset=subset, shuffle=False
+        )
+        keras_side = {f.replace(os.sep, "/") for f in flow.filenames}
+        ours = set(data.split.file[data.split.subset == side])
+        assert ours == keras_side, subset

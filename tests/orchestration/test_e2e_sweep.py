@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,15 @@ def test_real_sweep_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     weights = list((out / "trials").glob("*/best.weights.h5"))
     assert 1 <= len(weights) <= 3
+
+    # The review: report.html, its PNGs, the data check, the dashboard's figures and notes.
+    assert "Learning curves" in (out / "report.html").read_text()
+    assert (out / "figures" / "learning_curves.png").stat().st_size > 10_000
+    check = json.loads((out / "check_data.json").read_text())
+    assert check["validation_images"] == (split.subset == "validation").sum()
+    system = study._storage.get_study_system_attrs(study._study_id)
+    assert any(k.startswith("dashboard:plot_data:ofs-learning-curves") for k in system)
+    assert any("val_loss:" in str(v) for k, v in system.items() if "note" in k)
 
     # A second run into the same output refuses to mix studies.
     assert main(["run", str(sweep_path), "--output", str(out), "--no-progress"]) == 2
