@@ -59,6 +59,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             f"gap {a['gap']:.4f}, best epoch {a['best_epoch']} of {a['epochs_run']}"
         )
         console.print(f"      {params}")
+        from overfit_search.results.exports import baseline_summary
+
+        against = baseline_summary(result.study, best.trial)
+        if against:
+            console.print(against)
     from optuna.trial import TrialState
 
     trials = result.study.get_trials(deepcopy=False)

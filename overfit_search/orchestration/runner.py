@@ -399,6 +399,7 @@ def _run_tune(
         ),
         {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial},
     )
+    stopper = OverfitStopper(judge, sweep.study.max_total_epochs)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -411,7 +412,7 @@ def _run_tune(
         run_config=tune.RunConfig(
             name="ray",
             storage_path=str(out),
-            stop=OverfitStopper(judge, sweep.study.max_total_epochs),
+            stop=stopper,
             verbose=0,
             progress_reporter=None,
             log_to_file=True,
@@ -433,4 +434,10 @@ def _run_tune(
         signal.signal(signal.SIGTERM, previous)
         if started_ray:
             ray.shutdown()
+    if not interrupted:  # trials a study budget ended are PRUNED at their best so far, not lost
+        if stopper.stop_all():
+            budget = f"study.max_total_epochs={sweep.study.max_total_epochs} reached"
+            searcher.finish_cut_short("budget", budget)
+        elif sweep.study.timeout is not None:
+            searcher.finish_cut_short("timeout", f"study.timeout={sweep.study.timeout:g}s reached")
     return interrupted

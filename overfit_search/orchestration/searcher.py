@@ -11,6 +11,7 @@ pyproject.toml and tests/orchestration cover it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from typing import Any
@@ -139,6 +140,35 @@ class OverfitOptunaSearch(OptunaSearch):
                 int(frozen.user_attrs.get("epochs_run") or 0),
             )
 
+    def finish_cut_short(self, rule: str, reason: str) -> int:
+        """Record trials that a study budget ended without a result (Ray does not report them).
+
+        A trial with at least one finite epoch is PRUNED at its best epoch so far, with
+        ``rule`` and ``reason``; one without is FAIL with ``reason``.
+
+        Returns:
+            How many trials were recorded.
+        """
+        count = 0
+        for trial_id, ot_trial in list(self._ot_trials.items()):
+            if trial_id in self._completed_trials:
+                continue
+            outcome = self._judge.outcome(trial_id)
+            if outcome.state == "FAIL":
+                outcome = dataclasses.replace(outcome, reason=f"{reason} before its first epoch")
+            else:
+                outcome = dataclasses.replace(
+                    outcome, state="PRUNED", rule=rule, reason=reason, stopped_early=True
+                )
+            try:
+                self._tell(ot_trial, trial_id, outcome)
+            except Exception:
+                logger.exception("could not record trial %s", ot_trial.number)
+                continue
+            self._completed_trials.add(trial_id)
+            count += 1
+        return count
+
     def _tell(self, ot_trial: optuna.Trial, trial_id: str, outcome: Outcome) -> None:
         objective = self._sweep.objective
         val_hist, train_hist = self._judge.history(trial_id)
@@ -168,7 +198,8 @@ class OverfitOptunaSearch(OptunaSearch):
             attrs["feasible"] = feasible
         for key, value in attrs.items():
             ot_trial.set_user_attr(key, _jsonable(value))
-        if state != "FAIL" and outcome.gap_at_best is not None:
+        if objective.mode != "penalized" and state != "FAIL" and outcome.gap_at_best is not None:
+            # penalized folds the gap into the value; a constraint too would count it twice
             ot_trial.set_constraint("gap", outcome.gap_at_best - objective.max_gap)
         note = _note(ot_trial.number, attrs, objective.max_gap) + _curves_brief(
             val_hist, train_hist

@@ -80,7 +80,10 @@ def select_best(study: optuna.Study, sweep: Sweep) -> BestChoice:
             trial = min(complete, key=lambda t: t.user_attrs.get("gap") or math.inf)
             return BestChoice(trial, f"no trial met max_gap {max_gap:g}: the smallest gap")
         return BestChoice(study.best_trial, f"lowest val_loss with gap <= {max_gap:g}")
-    return BestChoice(study.best_trial, "lowest penalized value")
+    return BestChoice(
+        min(complete, key=lambda t: math.inf if t.value is None else t.value),
+        "lowest penalized value",
+    )
 
 
 def trials_frame(study: optuna.Study, trials_dir: Path | None = None) -> pd.DataFrame:
@@ -130,6 +133,35 @@ def histories_frame(trials_dir: Path) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["trial", "epoch"])
     return pd.concat(frames, ignore_index=True)
+
+
+def baseline_summary(study: optuna.Study, best: FrozenTrial) -> str | None:
+    """One line on how the winner compares with the baseline trial (``search.baseline``).
+
+    Returns:
+        None when there is no finished baseline trial.
+    """
+    finished = (TrialState.COMPLETE, TrialState.PRUNED)
+    base = next(
+        (
+            t
+            for t in study.get_trials(deepcopy=False, states=finished)
+            if t.user_attrs.get("baseline") and t.user_attrs.get("best_val_loss") is not None
+        ),
+        None,
+    )
+    if base is None:
+        return None
+    if base.number == best.number:
+        return f"Baseline (trial {base.number}) is the winner: no configuration beat it"
+    parts = []
+    for label, key in (("val_loss", "best_val_loss"), ("gap", "gap")):
+        before, after = base.user_attrs.get(key), best.user_attrs.get(key)
+        if before is None or after is None:
+            continue
+        pct = f" ({100 * (after - before) / abs(before):+.1f}%)" if abs(before) > 1e-12 else ""
+        parts.append(f"{label} {before:.4f} → {after:.4f}{pct}")
+    return f"Against the baseline (trial {base.number}): " + ", ".join(parts)
 
 
 def load_results(out: Path) -> tuple[Sweep, optuna.Study]:
