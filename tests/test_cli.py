@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,21 @@ def test_best_on_a_non_results_directory(
 ) -> None:
     assert main(["best", str(tmp_path)]) == 2
     assert "not a results directory" in capsys.readouterr().err
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it(
+    tmp_path: Path, write_sweep: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from overfit_search.orchestration.runner import LOCK_FILE, _output_lock
+
+    sweep = write_sweep(tiny_sweep(model={"backbone": "builtin:digits_cnn"}))
+    out = tmp_path / "out"
+    with _output_lock(out):
+        assert f"pid {os.getpid()}" in (out / LOCK_FILE).read_text()
+        rc = main(["run", str(sweep), "--output", str(out), "--no-progress"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "another overfit-search run is writing here" in err and f"pid {os.getpid()}" in err
+    assert not (out / "study.db").exists()  # nothing was touched
+    with _output_lock(out):  # released: the next run may take it
+        pass

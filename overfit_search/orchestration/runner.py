@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import signal
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,8 @@ from overfit_search.scoring import directions
 from overfit_search.search_space import baseline_params, split_space
 
 logger = logging.getLogger(__name__)
+
+LOCK_FILE = ".lock"
 
 
 @dataclass
@@ -215,6 +221,40 @@ def run_sweep(
         raise ConfigError("--resume and --overwrite: choose one")
 
     out = output_dir(sweep, output)
+    with _output_lock(out):
+        return _run_locked(sweep, out, resume, overwrite, progress)
+
+
+@contextlib.contextmanager
+def _output_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` for the run: a second ``run`` on the same output is refused."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = (out / LOCK_FILE).open("a+")
+    except OSError as exc:
+        raise ConfigError(f"--output: cannot write to {out} ({exc.strerror})") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConfigError(
+                f"{out}: another overfit-search run is writing here ({holder}); wait for it "
+                "to end or pass another --output"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock
+
+
+def _run_locked(
+    sweep: Sweep, out: Path, resume: bool, overwrite: bool, progress: bool
+) -> SweepResult:
     url = _prepare_output(sweep, out, resume, overwrite)
 
     from overfit_search.data import load_data, sorted_split_warning
@@ -275,7 +315,7 @@ def run_sweep(
             judge.seed(f"earlier-{t.number}", hist)
 
     tracker = SweepProgress(sweep.name, to_run, already=done_before, enabled=progress)
-    interrupted = _run_tune(sweep, study, space, fixed, judge, data, out, to_run, tracker)
+    interrupted, broken = _run_tune(sweep, study, space, fixed, judge, data, out, to_run, tracker)
 
     _fail_unfinished(study, tracker.numbers if sweep.study.storage else None, "interrupted")
     best = write_exports(study, sweep, out, fixed)
@@ -300,6 +340,14 @@ def run_sweep(
             saved += sweep.train.max_epochs - int(t.user_attrs["epochs_run"])
     result = SweepResult(study, best, out, paths, saved, interrupted)
     ran = tracker.done
+    if broken is not None and not interrupted:
+        from overfit_search.orchestration.searcher import BROKEN_AFTER
+
+        raise FatalError(
+            f"the first {BROKEN_AFTER} trials all failed with the same error, so the setup is "
+            f"broken rather than a configuration; stopped the sweep: {broken} "
+            f"(tracebacks in {out / 'trials'})"
+        )
     if ran and tracker.counts["FAIL"] == ran and not interrupted:
         raise FatalError(
             f"all {ran} trial(s) failed; first reason: {_first_fail_reason(study)} "
@@ -355,10 +403,10 @@ def _run_tune(
     out: Path,
     to_run: int,
     tracker: SweepProgress,
-) -> bool:
-    """Run ``to_run`` trials through Ray Tune; return True if interrupted."""
+) -> tuple[bool, str | None]:
+    """Run ``to_run`` trials through Ray Tune; return (interrupted, broken-setup error)."""
     if to_run == 0:
-        return False
+        return False, None
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     import ray
@@ -440,4 +488,4 @@ def _run_tune(
             searcher.finish_cut_short("budget", budget)
         elif sweep.study.timeout is not None:
             searcher.finish_cut_short("timeout", f"study.timeout={sweep.study.timeout:g}s reached")
-    return interrupted
+    return interrupted, searcher.broken

@@ -14,10 +14,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from overfit_search.config.schema import Sweep
@@ -26,6 +28,9 @@ from overfit_search.pruning import Outcome, OverfitJudge
 from overfit_search.scoring import is_feasible, objective_values
 
 logger = logging.getLogger(__name__)
+
+BROKEN_AFTER = 5
+"""If the first this-many trials all FAIL with one error, the setup is broken: stop the sweep."""
 
 TRIAL_NUMBER_KEY = "__trial_number"
 
@@ -67,6 +72,9 @@ class OverfitOptunaSearch(OptunaSearch):
         self._multi = multi
         self._reported: dict[str, set[int]] = {}
         self._numbers: dict[str, int] = {}
+        self._ended: list[tuple[str, str | None]] = []  # (state, reason) in completion order
+        self.broken: str | None = None
+        """The error shared by the first :data:`BROKEN_AFTER` trials, all FAIL: a broken setup."""
 
     @property
     def _study(self) -> optuna.Study:
@@ -75,6 +83,8 @@ class OverfitOptunaSearch(OptunaSearch):
         return study
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self.broken is not None:
+            return Searcher.FINISHED  # type: ignore[return-value]  # Ray's "no more trials"
         params = super().suggest(trial_id)
         if params is None:
             return None
@@ -124,6 +134,7 @@ class OverfitOptunaSearch(OptunaSearch):
             number = self._numbers.get(trial_id)
             failed = f"the trial process crashed (see trials/{number}/)"
         outcome = self._judge.outcome(trial_id, failed=failed)
+        self._note_end(outcome.state, outcome.reason)
         ot_trial = self._ot_trials[trial_id]
         try:
             self._tell(ot_trial, trial_id, outcome)
@@ -139,6 +150,14 @@ class OverfitOptunaSearch(OptunaSearch):
                 ot_trial.number,
                 int(frozen.user_attrs.get("epochs_run") or 0),
             )
+
+    def _note_end(self, state: str, reason: str | None) -> None:
+        self._ended.append((state, reason))
+        first = self._ended[:BROKEN_AFTER]
+        if self.broken is None and len(first) == BROKEN_AFTER:
+            reasons = {_generic(r) for s, r in first if s == "FAIL"}
+            if all(s == "FAIL" for s, _ in first) and len(reasons) == 1:
+                self.broken = first[0][1] or "unknown error"
 
     def finish_cut_short(self, rule: str, reason: str) -> int:
         """Record trials that a study budget ended without a result (Ray does not report them).
@@ -220,6 +239,11 @@ class OverfitOptunaSearch(OptunaSearch):
             _tell_pruned(self._study, ot_trial, values)
         else:
             self._study.tell(ot_trial, values)
+
+
+def _generic(reason: str | None) -> str | None:
+    """A failure reason without the trial's own folder, so equal errors compare equal."""
+    return None if reason is None else re.sub(r"\s*\(see trials/\d+/?\)", "", reason)
 
 
 def _tell_pruned(study: optuna.Study, trial: optuna.Trial, values: list[float]) -> None:

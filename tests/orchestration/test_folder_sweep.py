@@ -89,3 +89,25 @@ def test_every_trial_failing_is_exit_1_with_the_reason_and_tracebacks_kept(
         traceback = tmp_path / "out" / "trials" / str(trial.number) / "traceback.txt"
         assert "TrialError" in traceback.read_text()
     assert (tmp_path / "out" / "trials.csv").read_text().count("FAIL") == 2
+
+
+def test_a_broken_setup_stops_the_sweep_after_five_alike_failures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = {
+        "name": "broken",
+        "data": {"source": "digits", "digits_classes": [1, 2], "image_size": 12,
+                 "train_per_class": 8},
+        "model": {"backbone": "builtin:digits_cnn"},
+        "train": {"max_epochs": 3, "trial_timeout": 0.001},
+        "study": {"trials": 12, "sampler": "random"},
+        "resources": {"max_concurrent": 2},
+    }  # fmt: skip
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(doc))
+    rc = main(["run", str(tmp_path / "b.yaml"), "--output", str(tmp_path / "out"), "--no-progress"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "the first 5 trials all failed with the same error" in err
+    assert "TrialError: timeout" in err
+    trials = (tmp_path / "out" / "trials.csv").read_text().splitlines()[1:]
+    assert 5 <= len(trials) <= 6  # at most the one already running when the fifth failed

@@ -124,3 +124,35 @@ def test_pareto_keeps_histories_as_user_attributes() -> None:
     assert trial.values == pytest.approx([0.43, 0.13])
     assert trial.user_attrs["val_loss_history"] == pytest.approx([v for v, _ in GOOD])
     assert trial.intermediate_values == {}
+
+
+@pytest.mark.parametrize(
+    ("reasons", "broken"),
+    [
+        (["OSError: no GPU"] * 5, "OSError: no GPU"),
+        (["OSError: no GPU"] * 4 + ["ValueError: bad"], None),
+        (["OSError: no GPU"] * 4, None),  # too few to tell
+        # the crash message names each trial's folder; the same crash is still one error
+        ([f"the trial process crashed (see trials/{n}/)" for n in range(5)], "the trial"),
+    ],
+)
+def test_first_five_trials_failing_alike_mark_a_broken_setup(
+    reasons: list[str], broken: str | None
+) -> None:
+    searcher, stopper, _ = _setup()
+    for n, reason in enumerate(reasons):
+        _run(searcher, stopper, f"t{n}", GOOD[:1], failed=reason)
+    if broken is None:
+        assert searcher.broken is None
+        assert isinstance(searcher.suggest("next"), dict)
+    else:
+        assert searcher.broken is not None and searcher.broken.startswith(broken)
+        assert searcher.suggest("next") == "FINISHED"  # Ray's Searcher.FINISHED: no new trials
+
+
+def test_a_success_among_the_first_five_keeps_the_sweep_going() -> None:
+    searcher, stopper, _ = _setup()
+    _run(searcher, stopper, "ok", GOOD)
+    for n in range(6):
+        _run(searcher, stopper, f"t{n}", GOOD[:1], failed="OSError: flaky disk")
+    assert searcher.broken is None
