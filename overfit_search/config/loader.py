@@ -162,9 +162,19 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
+def _shown_key(part: Any) -> str:
+    """A key as written in the file, quoted when it is empty or holds odd characters."""
+    text = str(part)
+    if text and text.isprintable() and not any(c.isspace() or c in ".'\"" for c in text):
+        return text
+    return repr(text)
+
+
 def format_validation_error(exc: ValidationError, source: str, raw: dict[str, Any]) -> str:
-    """Turn pydantic's report into ``FILE: dotted.path: message`` lines (at most three)."""
+    """Turn pydantic's report into ``FILE: dotted.path: message``: the first problem, and a
+    second line naming the other settings at fault, if any."""
     lines: list[str] = []
+    where: list[str] = []
     for err in exc.errors():
         loc, branch = _clean_loc(tuple(err["loc"]))
         value = _lookup(raw, loc)
@@ -173,7 +183,7 @@ def format_validation_error(exc: ValidationError, source: str, raw: dict[str, An
             scalar_input = not isinstance(value, dict)
             if scalar_input != (branch in _SCALAR_BRANCHES) and value is not None:
                 continue
-        dotted = ".".join(str(p) for p in loc)
+        dotted = ".".join(_shown_key(p) for p in loc)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             model = _model_at(loc)
@@ -194,7 +204,11 @@ def format_validation_error(exc: ValidationError, source: str, raw: dict[str, An
         line = f"{source}: {dotted}: {msg}" if dotted else f"{source}: {msg}"
         if line not in lines:
             lines.append(line)
+            where.append(dotted or "(top level)")
     if not lines:  # every error was a discarded branch; fall back to the first
         first = exc.errors()[0]
         lines.append(f"{source}: {'.'.join(map(str, first['loc']))}: {first['msg']}")
-    return "\n".join(lines[:3])
+    if len(lines) == 1:
+        return lines[0]
+    more = ", ".join(dict.fromkeys(where[1:]))
+    return f"{lines[0]}\n  also wrong: {more}"

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import signal
 import socket
 from collections.abc import Iterator
@@ -127,8 +128,12 @@ def make_sampler(sweep: Sweep) -> optuna.samplers.BaseSampler:
 def _existing_study(url: str, name: str) -> bool:
     try:
         names = optuna.study.get_all_study_names(storage=url)
-    except Exception:
-        return False
+    except Exception as exc:  # a driver missing, a server down, a bad URL: the user's setting
+        shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise ConfigError(
+            f"study.storage: cannot open {shown} ({type(exc).__name__}: {detail})"
+        ) from None
     return name in names
 
 
