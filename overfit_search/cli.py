@@ -74,9 +74,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     console.print(f"Next: overfit-search best {result.output}   (best.yaml is written there)")
     if result.interrupted:
-        console.print(f"Interrupted: resume with `overfit-search run {args.sweep} --resume`")
-        return 130
-    return 0
+        console.print(
+            f"Interrupted ({result.interrupted}); running trials were recorded as FAIL "
+            f"'interrupted'. Resume with: overfit-search run {args.sweep} --resume"
+            + (f" --output {args.output}" if args.output else "")
+        )
+    return result.exit_code
 
 
 def _cmd_best(args: argparse.Namespace) -> int:

@@ -31,6 +31,8 @@ from overfit_search.search_space import baseline_params, split_space
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
+RESUMED_FROM = "resumed_from"
+"""User attribute of a trial that re-runs an interrupted trial's configuration (its number)."""
 
 
 @dataclass
@@ -43,7 +45,7 @@ class SweepResult:
         output: The results directory.
         paths: The files written, by name.
         epochs_saved: Epochs not run because trials were stopped early.
-        interrupted: The sweep was interrupted (SIGINT/SIGTERM).
+        interrupted: The signal that interrupted the sweep (``SIGINT``, ``SIGTERM``), or None.
     """
 
     study: optuna.Study
@@ -51,7 +53,14 @@ class SweepResult:
     output: Path
     paths: dict[str, Path] = field(default_factory=dict)
     epochs_saved: int = 0
-    interrupted: bool = False
+    interrupted: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0, or 128 + the signal number when interrupted (130 Ctrl-C, 143 SIGTERM)."""
+        if self.interrupted is None:
+            return 0
+        return 128 + int(signal.Signals[self.interrupted])
 
 
 def output_dir(sweep: Sweep, output: str | Path | None) -> Path:
@@ -182,6 +191,26 @@ def _fail_unfinished(study: optuna.Study, numbers: set[int] | None, reason: str)
     return count
 
 
+def _requeue_interrupted(study: optuna.Study, limit: int) -> int:
+    """Enqueue the configurations of interrupted trials again (once each); return how many."""
+    trials = study.get_trials(deepcopy=False)
+    taken = {t.user_attrs.get(RESUMED_FROM) for t in trials}
+    count = 0
+    for t in trials:
+        if count >= limit:
+            break
+        interrupted = (
+            t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") == "interrupted"
+        )
+        if interrupted and t.number not in taken and t.params:
+            attrs: dict[str, Any] = {RESUMED_FROM: t.number}
+            if t.user_attrs.get("baseline"):
+                attrs["baseline"] = True
+            study.enqueue_trial(t.params, user_attrs=attrs)
+            count += 1
+    return count
+
+
 def run_sweep(
     sweep: Sweep | str | Path,
     *,
@@ -298,6 +327,10 @@ def _run_locked(
     done_before = sum(t.state != TrialState.FAIL for t in finished_before)
     to_run = max(0, sweep.study.trials - done_before)
     space, fixed = split_space(sweep.search)
+    if to_run:
+        requeued = _requeue_interrupted(study, to_run)
+        if requeued:
+            logger.info("re-running %d interrupted configuration(s) first", requeued)
     if not finished_before:
         study.set_user_attr("objective", sweep.objective.model_dump())
         study.set_user_attr("max_epochs", sweep.train.max_epochs)
@@ -408,10 +441,15 @@ def _run_tune(
     out: Path,
     to_run: int,
     tracker: SweepProgress,
-) -> tuple[bool, str | None]:
-    """Run ``to_run`` trials through Ray Tune; return (interrupted, broken-setup error)."""
+) -> tuple[str | None, str | None]:
+    """Run ``to_run`` trials through Ray Tune.
+
+    Returns:
+        The signal that interrupted it (``SIGINT``/``SIGTERM``) or None, and the broken-setup
+        error or None.
+    """
     if to_run == 0:
-        return False, None
+        return None, None
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     import ray
@@ -471,20 +509,31 @@ def _run_tune(
             log_to_file=True,
         ),
     )
-    interrupted = False
-    previous = signal.getsignal(signal.SIGTERM)
+    interrupted: str | None = None
+    # Ray Tune's own SIGINT handler swallows the first Ctrl-C without telling us. Instead we
+    # catch SIGINT and SIGTERM, remember which, and ask Ray for its graceful stop through
+    # SIGUSR1 (the handler tune.run always installs); a second signal stops at once.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        if interrupted is not None:
+            raise KeyboardInterrupt
+        interrupted = signal.Signals(signum).name
+        logger.warning("%s: stopping the running trials (again to stop at once)", interrupted)
+        os.kill(os.getpid(), signal.SIGUSR1)
 
-    signal.signal(signal.SIGTERM, on_term)
+    for sig in previous:
+        signal.signal(sig, on_signal)
     try:
         with tracker:
             tuner.fit()
     except KeyboardInterrupt:
-        interrupted = True
+        interrupted = interrupted or "SIGINT"
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if started_ray:
             ray.shutdown()
     if not interrupted:  # trials a study budget ended are PRUNED at their best so far, not lost

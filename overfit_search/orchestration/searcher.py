@@ -33,6 +33,8 @@ BROKEN_AFTER = 5
 """If the first this-many trials all FAIL with one error, the setup is broken: stop the sweep."""
 
 TRIAL_NUMBER_KEY = "__trial_number"
+RESUME_KEY = "__resume_from"
+"""Config key: the number of the interrupted trial whose configuration this trial re-runs."""
 
 
 class OverfitOptunaSearch(OptunaSearch):
@@ -93,7 +95,11 @@ class OverfitOptunaSearch(OptunaSearch):
         ot_trial.set_user_attr("ray_trial_id", trial_id)
         if self._progress is not None:
             self._progress.trial_started(ot_trial.number)
-        return {**self._fixed, **params, TRIAL_NUMBER_KEY: ot_trial.number}
+        config = {**self._fixed, **params, TRIAL_NUMBER_KEY: ot_trial.number}
+        resumed = ot_trial.user_attrs.get("resumed_from")
+        if resumed is not None:
+            config[RESUME_KEY] = int(resumed)
+        return config
 
     def trial_number(self, trial_id: str) -> int | None:
         """The Optuna trial number of a Ray trial id."""

@@ -11,7 +11,7 @@ from ray import tune
 
 from overfit_search.config.schema import Sweep
 from overfit_search.data.dataset import ImageData
-from overfit_search.orchestration.searcher import TRIAL_NUMBER_KEY
+from overfit_search.orchestration.searcher import RESUME_KEY, TRIAL_NUMBER_KEY
 from overfit_search.search_space import trial_seed
 
 
@@ -28,6 +28,7 @@ def train_trial(
 
     params = dict(config)
     number = int(params.pop(TRIAL_NUMBER_KEY))
+    resume_from = params.pop(RESUME_KEY, None)
     sweep = Sweep.model_validate(sweep_json)
     trial_dir = Path(output) / "trials" / str(number)
     trial_dir.mkdir(parents=True, exist_ok=True)
@@ -39,8 +40,10 @@ def train_trial(
         last_epoch = int(row["epoch"])
         tune.report(dict(row))
 
+    # A re-run of an interrupted trial keeps that trial's seed: the same configuration again.
+    seed = trial_seed(sweep, number if resume_from is None else int(resume_from))
     try:
-        run_trial(sweep, params, data, report, trial_dir, seed=trial_seed(sweep, number))
+        run_trial(sweep, params, data, report, trial_dir, seed=seed)
     except Exception as exc:
         (trial_dir / "traceback.txt").write_text(traceback.format_exc())
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]

@@ -1,0 +1,151 @@
+"""Never lose a trial: real driver processes interrupted (SIGINT, SIGTERM) or killed (SIGKILL of
+the whole process group) after some trials finished, then resumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+pytestmark = pytest.mark.slow
+
+TRIALS = 6
+
+
+def _sweep(tmp_path: Path) -> Path:
+    doc: dict[str, Any] = {
+        "name": "resume",
+        "data": {
+            "source": "digits",
+            "digits_classes": [5, 6, 7],
+            "image_size": 16,
+            "validation_fraction": 0.3,
+            "train_per_class": 10,
+        },
+        "model": {"backbone": "builtin:digits_cnn"},
+        "train": {"batch_size": 16, "max_epochs": 8, "augment_flip": False},
+        "search": {
+            "dropout": {"low": 0.0, "high": 0.5},
+            "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
+            "l2": 1e-5,
+            "augmentation": 0.0,
+            "frozen_fraction": {"low": 0.0, "high": 1.0},
+        },
+        "pruning": {"rule": {"name": "none"}},
+        "study": {"trials": TRIALS, "n_startup_trials": 3, "seed": 5},
+        "resources": {"cpus_per_trial": 1, "max_concurrent": 2},
+    }
+    path = tmp_path / "resume.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _start(sweep: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "overfit_search", "run", str(sweep), "--output", str(out),
+         "--no-progress", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group: SIGKILL takes Ray's processes too
+    )  # fmt: skip
+
+
+def _finished(out: Path) -> dict[int, tuple[str, float | None]]:
+    db = out / "study.db"
+    if not db.exists():
+        return {}
+    try:
+        study = optuna.load_study(study_name="resume", storage=f"sqlite:///{db}")
+        trials = study.get_trials(deepcopy=False)
+    except Exception:  # the driver is still creating the study
+        return {}
+    return {
+        t.number: (t.state.name, t.value)
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    }
+
+
+def _wait_for(out: Path, proc: subprocess.Popen[str], n: int, timeout: float = 400) -> None:
+    deadline = time.monotonic() + timeout
+    while len(_finished(out)) < n:
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "no trial finished in time"
+        time.sleep(0.5)
+
+
+def _resume_and_check(
+    sweep: Path, out: Path, before: dict[int, tuple[str, float | None]]
+) -> optuna.Study:
+    proc = _start(sweep, out, "--resume")
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    study = optuna.load_study(study_name="resume", storage=f"sqlite:///{out / 'study.db'}")
+    after = {t.number: t for t in study.get_trials()}
+    for number, (state, value) in before.items():  # nothing finished was lost or changed
+        assert after[number].state.name == state
+        assert after[number].value == value
+    done = [t for t in after.values() if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(done) == TRIALS
+    assert TrialState.RUNNING not in {t.state for t in after.values()}
+    # each interrupted configuration was run again, once, with its parameters
+    interrupted = [
+        t for t in after.values()
+        if t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") == "interrupted"
+    ]  # fmt: skip
+    reruns = {
+        t.user_attrs["resumed_from"]: t for t in after.values() if "resumed_from" in t.user_attrs
+    }
+    for t in interrupted:
+        assert t.number in reruns, t.number
+        assert reruns[t.number].params == t.params
+    return study
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_cleanly_and_resume_finishes_the_study(
+    tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    sweep, out = _sweep(tmp_path), tmp_path / "out"
+    proc = _start(sweep, out)
+    _wait_for(out, proc, 2)
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == code, output
+    assert "--resume" in output
+    before = _finished(out)
+    assert len(before) >= 2
+    study = optuna.load_study(study_name="resume", storage=f"sqlite:///{out / 'study.db'}")
+    assert TrialState.RUNNING not in {t.state for t in study.get_trials()}
+    assert (out / "trials.csv").exists() and (out / "best.yaml").exists()
+    _resume_and_check(sweep, out, before)
+
+
+def test_kill_9_loses_no_finished_trial(tmp_path: Path) -> None:
+    sweep, out = _sweep(tmp_path), tmp_path / "out"
+    proc = _start(sweep, out)
+    _wait_for(out, proc, 2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    before = _finished(out)
+    study = optuna.load_study(study_name="resume", storage=f"sqlite:///{out / 'study.db'}")
+    assert TrialState.RUNNING in {t.state for t in study.get_trials()}  # killed mid-trial
+    # without --resume the output is refused, not mixed
+    refused = subprocess.run(
+        [sys.executable, "-m", "overfit_search", "run", str(sweep), "--output", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    _resume_and_check(sweep, out, before)
