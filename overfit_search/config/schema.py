@@ -108,6 +108,23 @@ class TrainConfig(_Section):
     # weights/shuffle/dropout seed; None: one per trial derived from study.seed (best.yaml sets
     # the winning trial's, so a retrain repeats it)
     seed: int | None = None
+    # Two-phase fine-tuning (the Keras transfer-learning guide): the first head_epochs epochs
+    # train the head with the whole backbone frozen; then the trial's frozen_fraction /
+    # frozen_layers applies and training goes on, recompiled, at learning_rate *
+    # finetune_lr_factor. max_epochs counts both phases; epochs are numbered 1..max_epochs
+    # across them. 0: one phase (the trial's freezing from the first epoch). head_epochs equal
+    # to max_epochs trains the head only (a retrain whose best epoch fell in the head phase).
+    head_epochs: Annotated[int, Field(ge=0)] = 0
+    finetune_lr_factor: Annotated[float, Field(gt=0)] = 0.1
+
+    @model_validator(mode="after")
+    def _head_within_max(self) -> Self:
+        if self.head_epochs > self.max_epochs:
+            raise ValueError(
+                f"train.head_epochs: must be at most train.max_epochs ({self.max_epochs}), "
+                f"which counts both phases, got {self.head_epochs}"
+            )
+        return self
 
 
 class FloatRange(_Section):
@@ -288,6 +305,9 @@ class StudyConfig(_Section):
     timeout: Annotated[float, Field(gt=0)] | None = None
     max_total_epochs: Annotated[int, Field(ge=1)] | None = None
     storage: str | None = None
+    # with a server storage: how often each driver marks its running trials alive; a trial
+    # silent for three intervals belongs to a dead driver and is failed (and re-run) on resume
+    heartbeat_seconds: Annotated[int, Field(ge=1)] = 30
 
 
 class ResourcesConfig(_Section):

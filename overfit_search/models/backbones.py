@@ -78,8 +78,9 @@ def _file(cfg: ModelConfig, image_size: int) -> Backbone:
 def _tfhub(cfg: ModelConfig, image_size: int) -> Backbone:
     if keras.backend.backend() != "tensorflow":
         raise ConfigError(
-            "model.backbone: tfhub: modules are TensorFlow SavedModels and need "
-            f"KERAS_BACKEND=tensorflow (now {keras.backend.backend()})"
+            "model.backbone: tfhub: backbones need the TensorFlow backend: TF-Hub modules are "
+            f"TensorFlow SavedModels (KERAS_BACKEND={keras.backend.backend()}; set it to "
+            "tensorflow)"
         )
     handle = cfg.backbone[len("tfhub:") :]
     path = Path(handle)

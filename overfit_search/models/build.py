@@ -9,17 +9,26 @@ import keras
 
 from overfit_search.config.schema import Sweep
 from overfit_search.models.augment import augmentation
-from overfit_search.models.backbones import build_backbone, freeze
+from overfit_search.models.backbones import Backbone, build_backbone, freeze
 from overfit_search.models.layers import PositionAttention, Preprocess
 
 
 @dataclass
 class BuiltModel:
-    """The model and facts about it the trial logs."""
+    """The model and facts about it the trial logs.
+
+    Attributes:
+        model: The whole model, not compiled.
+        frozen_layers: Backbone layers frozen by the trial's ``frozen_fraction`` /
+            ``frozen_layers`` (already applied).
+        backbone_layers: Layers of the backbone.
+        backbone: The backbone inside ``model`` (two-phase training re-freezes it).
+    """
 
     model: keras.Model
     frozen_layers: int
     backbone_layers: int
+    backbone: Backbone | None = None
 
 
 def build_model(
@@ -75,7 +84,7 @@ def build_model(
     )(x)
     model = keras.Model(inputs, outputs, name="overfit_search_model")
     n_layers = len(getattr(backbone.model, "layers", [])) or 1
-    return BuiltModel(model, frozen, n_layers)
+    return BuiltModel(model, frozen, n_layers, backbone)
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:

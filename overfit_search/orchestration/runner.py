@@ -9,6 +9,8 @@ import os
 import re
 import signal
 import socket
+import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +193,57 @@ def _fail_unfinished(study: optuna.Study, numbers: set[int] | None, reason: str)
     return count
 
 
+class RequeueStale:
+    """Optuna's stale-trial callback: enqueue the configuration of a dead driver's trial again."""
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        logger.warning("trial %d: its driver stopped beating; running it again", trial.number)
+        if trial.params:
+            study.enqueue_trial(trial.params, user_attrs={RESUMED_FROM: trial.number})
+
+
+def _storage(sweep: Sweep, url: str) -> optuna.storages.RDBStorage:
+    """Local SQLite as is; a shared storage with heartbeats (DESIGN.md §6)."""
+    if not sweep.study.storage:
+        return optuna.storages.RDBStorage(url)
+    beat = sweep.study.heartbeat_seconds
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=beat,
+            grace_period=3 * beat,
+            heartbeat_stale_trial_callback=RequeueStale(),
+        )
+
+
+class _Heartbeat:
+    """Marks the driver's running trials alive every ``heartbeat_interval`` seconds."""
+
+    def __init__(self, storage: Any, running: Any) -> None:
+        self.storage = storage
+        self.running = running
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
+
+    def _loop(self) -> None:
+        interval = self.storage.heartbeat_interval or 30
+        while not self.stop.wait(interval):
+            for trial_id in self.running():
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception:  # a database hiccup must not kill the sweep
+                    logger.debug("heartbeat of trial %s failed", trial_id, exc_info=True)
+
+    def __enter__(self) -> _Heartbeat:
+        if getattr(self.storage, "heartbeat_interval", None):
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+
+
 def _requeue_interrupted(study: optuna.Study, limit: int) -> int:
     """Enqueue the configurations of interrupted trials again (once each); return how many."""
     trials = study.get_trials(deepcopy=False)
@@ -311,7 +364,7 @@ def _run_locked(
         )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(url)
+    storage = _storage(sweep, url)
     study = optuna.create_study(
         study_name=sweep.name,
         storage=storage,
@@ -320,9 +373,12 @@ def _run_locked(
         load_if_exists=True,
     )
     # A local SQLite study has one driver: a RUNNING trial there was interrupted. On a shared
-    # server database only heartbeats can tell (issue 9); leave other drivers' trials alone.
+    # server database only heartbeats can tell: fail (and re-run) the trials of dead drivers,
+    # never those of a live one.
     if not sweep.study.storage:
         _fail_unfinished(study, None, "interrupted")
+    else:
+        optuna.storages.fail_stale_trials(study)
     finished_before = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     done_before = sum(t.state != TrialState.FAIL for t in finished_before)
     to_run = max(0, sweep.study.trials - done_before)
@@ -526,8 +582,9 @@ def _run_tune(
 
     for sig in previous:
         signal.signal(sig, on_signal)
+    storage = getattr(study._storage, "_backend", study._storage)  # Optuna wraps RDB in a cache
     try:
-        with tracker:
+        with tracker, _Heartbeat(storage, searcher.running_storage_ids):
             tuner.fit()
     except KeyboardInterrupt:
         interrupted = interrupted or "SIGINT"

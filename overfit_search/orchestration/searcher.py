@@ -93,6 +93,9 @@ class OverfitOptunaSearch(OptunaSearch):
         ot_trial = self._ot_trials[trial_id]
         self._numbers[trial_id] = ot_trial.number
         ot_trial.set_user_attr("ray_trial_id", trial_id)
+        storage = getattr(self._study._storage, "_backend", self._study._storage)
+        if isinstance(storage, optuna.storages.RDBStorage) and storage.heartbeat_interval:
+            storage.record_heartbeat(ot_trial._trial_id)  # alive from the start
         if self._progress is not None:
             self._progress.trial_started(ot_trial.number)
         config = {**self._fixed, **params, TRIAL_NUMBER_KEY: ot_trial.number}
@@ -100,6 +103,14 @@ class OverfitOptunaSearch(OptunaSearch):
         if resumed is not None:
             config[RESUME_KEY] = int(resumed)
         return config
+
+    def running_storage_ids(self) -> list[int]:
+        """Storage ids of the trials this driver runs now (for heartbeats)."""
+        return [
+            t._trial_id
+            for key, t in list(self._ot_trials.items())
+            if key not in self._completed_trials
+        ]
 
     def trial_number(self, trial_id: str) -> int | None:
         """The Optuna trial number of a Ray trial id."""

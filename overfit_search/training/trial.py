@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 from overfit_search.config.schema import Sweep
 from overfit_search.data.dataset import ImageData
 from overfit_search.errors import TrialError
+from overfit_search.models.backbones import freeze
 from overfit_search.models.build import build_model, make_optimizer
 from overfit_search.training.metrics import accuracy, cross_entropy, eval_subset
 
@@ -125,6 +126,18 @@ def _log(trial_dir: Path, message: str) -> None:
         fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
 
+def _compile(model: keras.Model, optimizer: str, learning_rate: float) -> None:
+    model.compile(
+        optimizer=make_optimizer(optimizer, learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def _trainable_count(layer: keras.layers.Layer) -> int:
+    return len(getattr(layer, "trainable_weights", []))
+
+
 def run_trial(
     sweep: Sweep,
     params: dict[str, Any],
@@ -132,8 +145,18 @@ def run_trial(
     report: Reporter,
     trial_dir: Path,
     seed: int,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> keras.Model:
     """Train one configuration and report clean metrics after every epoch.
+
+    With ``train.head_epochs > 0`` training has two phases, as in the Keras transfer-learning
+    guide: the head trains with the whole backbone frozen for ``head_epochs`` epochs; then the
+    trial's ``frozen_fraction`` / ``frozen_layers`` applies, the model is recompiled (Keras
+    needs that after a change of ``trainable``) with a fresh optimizer at ``learning_rate *
+    train.finetune_lr_factor``, and training goes on up to ``max_epochs``. Epochs are
+    numbered on across the phases (1..head_epochs, then head_epochs+1..max_epochs), so the
+    reports, history.csv and stopping see one run. A stop in the head phase (a non-finite
+    loss) skips the second phase.
 
     Args:
         sweep: The sweep (model, train and data sections).
@@ -143,6 +166,7 @@ def run_trial(
             stop the trial from inside it.
         trial_dir: ``trials/<number>/``: log, history.csv and best-epoch weights go here.
         seed: Seeds weights init, shuffling, dropout and augmentation.
+        callbacks: Extra Keras callbacks, run after the reporter in both phases.
 
     Returns:
         The model with the weights of the last epoch run.
@@ -159,16 +183,14 @@ def run_trial(
         keras.mixed_precision.set_global_policy("mixed_float16")
     else:
         keras.mixed_precision.set_global_policy("float32")
+    train = sweep.train
     built = build_model(sweep, params, data.num_classes, seed=seed)
+    backbone = built.backbone
     _log(
         trial_dir,
         f"params {params}; backbone layers frozen {built.frozen_layers}/{built.backbone_layers}; "
-        f"train {len(data.y_train)} validation {len(data.y_val)} images",
-    )
-    built.model.compile(
-        optimizer=make_optimizer(sweep.train.optimizer, float(params["learning_rate"])),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        f"train {len(data.y_train)} validation {len(data.y_val)} images; "
+        f"backend {keras.backend.backend()}",
     )
     subset = eval_subset(len(data.y_train), len(data.y_val), seed=sweep.data.seed)
     reporter = _EpochReporter(
@@ -176,17 +198,47 @@ def run_trial(
         subset,
         report,
         trial_dir,
-        keep_weights=sweep.train.keep_best_weights > 0,
-        timeout=sweep.train.trial_timeout,
-        batch_size=max(64, sweep.train.batch_size),
+        keep_weights=train.keep_best_weights > 0,
+        timeout=train.trial_timeout,
+        batch_size=max(64, train.batch_size),
     )
-    built.model.fit(
-        data.x_train,
-        data.y_train,
-        batch_size=sweep.train.batch_size,
-        epochs=sweep.train.max_epochs,
-        shuffle=True,
-        verbose=0,
-        callbacks=[reporter],
-    )
+    learning_rate = float(params["learning_rate"])
+    head_epochs = min(train.head_epochs, train.max_epochs) if backbone is not None else 0
+
+    def fit(first_epoch: int, last_epoch: int) -> None:
+        built.model.fit(
+            data.x_train,
+            data.y_train,
+            batch_size=train.batch_size,
+            initial_epoch=first_epoch,
+            epochs=last_epoch,
+            shuffle=True,
+            verbose=0,
+            callbacks=[reporter, *callbacks],
+        )
+
+    if head_epochs > 0:
+        assert backbone is not None
+        freeze(backbone, 1.0, None)  # the whole backbone: BN layers run in inference mode
+        _compile(built.model, train.optimizer, learning_rate)
+        _log(
+            trial_dir,
+            f"phase 1 (head): epochs 1-{head_epochs}, whole backbone frozen "
+            f"({_trainable_count(backbone.model)} trainable backbone weights), "
+            f"learning rate {learning_rate:g}",
+        )
+        fit(0, head_epochs)
+        if head_epochs >= train.max_epochs or built.model.stop_training:
+            return built.model
+        frozen = freeze(backbone, params.get("frozen_fraction"), params.get("frozen_layers"))
+        learning_rate *= train.finetune_lr_factor
+        _log(
+            trial_dir,
+            f"phase 2 (fine-tune): epochs {head_epochs + 1}-{train.max_epochs}, backbone "
+            f"layers frozen {frozen}/{built.backbone_layers} "
+            f"({_trainable_count(backbone.model)} trainable backbone weights), "
+            f"learning rate {learning_rate:g}",
+        )
+    _compile(built.model, train.optimizer, learning_rate)
+    fit(head_epochs, train.max_epochs)
     return built.model
