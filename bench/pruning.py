@@ -1,0 +1,332 @@
+"""Pruning benchmark: what overfit-aware stopping saves and costs, against the usual stoppers.
+
+For the same search (the same configurations, in the same sampled order), replays real learning
+curves recorded once without any stopping through each stopping policy and reports the epochs
+spent and the best val loss found, side by side:
+
+- ``none``: no stopping;
+- ``median``: Optuna's ``MedianPruner(n_startup_trials=5, n_warmup_steps=2)`` on val_loss, as
+  ``KerasPruningCallback`` drives it;
+- ``asha``: Ray Tune's ``AsyncHyperBandScheduler`` (grace_period 2, reduction_factor 3,
+  max_t = max_epochs, time attribute epoch, val_loss min);
+- ``gl`` (the project's default: ``OverfitJudge(make_rule("gl", alpha=5), grace_epochs=2,
+  compare="median")``), ``gl-nocmp`` (compare none), ``gap``, ``pq``, ``up``.
+
+Usage::
+
+    python bench/pruning.py --record               # train and record bench/curves/digits.csv
+    python bench/pruning.py --quick                # replay (5 orders), summary line last
+    python bench/pruning.py --markdown             # the tables for bench/RESULTS.md
+    python bench/pruning.py --curves PATH ...      # another curve file
+
+The policies' logic and the replay engine are in ``bench/_policies.py``; recording is in
+``bench/_record.py`` (the only part that loads Keras).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from _policies import (  # noqa: E402
+    Curve,
+    PolicyFactory,
+    ReplayResult,
+    default_policies,
+    replay,
+    shuffled,
+)
+
+DEFAULT_CURVES = HERE / "curves" / "digits.csv"
+KNOBS = ("dropout", "l2", "learning_rate", "augmentation", "frozen_fraction")
+BUDGET_POLICIES = ("asha", "median", "none")
+"""Policies replayed again at the ``gl`` policy's epoch spend (per order)."""
+
+
+def load_curves(path: Path) -> list[Curve]:
+    """Read a curve file (one row per config and epoch) into complete curves.
+
+    Args:
+        path: CSV with at least ``config, epoch, val_loss, train_eval_loss`` and the knobs.
+
+    Returns:
+        One :class:`Curve` per configuration, sorted by config id; epochs sorted.
+
+    Raises:
+        ValueError: A configuration's epochs are not 1..n without gaps.
+    """
+    rows: dict[str, list[dict[str, str]]] = {}
+    with path.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            rows.setdefault(row["config"], []).append(row)
+    curves = []
+    for key in sorted(rows, key=lambda k: (len(k), k)):
+        group = sorted(rows[key], key=lambda r: int(r["epoch"]))
+        epochs = [int(r["epoch"]) for r in group]
+        if epochs != list(range(1, len(group) + 1)):
+            raise ValueError(f"{path}: config {key}: epochs {epochs} are not 1..{len(group)}")
+        params = {k: float(group[0][k]) for k in KNOBS if group[0].get(k) not in (None, "")}
+        curves.append(
+            Curve(
+                key,
+                params,
+                tuple(float(r["val_loss"]) for r in group),
+                tuple(float(r["train_eval_loss"]) for r in group),
+            )
+        )
+    return curves
+
+
+def run_benchmark(
+    curves: Sequence[Curve],
+    seeds: Sequence[int],
+    policies: dict[str, PolicyFactory] | None = None,
+    concurrency: int = 1,
+    reference: str = "gl",
+) -> tuple[dict[str, list[ReplayResult]], dict[str, list[ReplayResult]], list[int]]:
+    """Replay every policy over each seeded order, then the equal-budget comparisons.
+
+    Equal budget, both ways, per order: each policy of :data:`BUDGET_POLICIES` is replayed
+    again with the reference's epoch spend as its budget (``"asha @ gl budget"``), and the
+    reference is replayed with ASHA's spend as its budget (``"gl @ asha budget"``): a budget
+    only binds the policy that would spend more.
+
+    Args:
+        curves: The recorded configurations.
+        seeds: One trial order per seed (the same order for every policy).
+        policies: Name -> factory; :func:`default_policies` by default.
+        concurrency: Trials run side by side in the replay.
+        reference: The policy whose epoch spend is the budget of the equal-budget replays.
+
+    Returns:
+        ``(results, budget_results, budgets)``: per policy, one result per seed; per
+        equal-budget label, one result per seed; the reference's spend per seed.
+    """
+    policies = policies or default_policies()
+    max_epochs = max(c.epochs for c in curves)
+    results: dict[str, list[ReplayResult]] = {name: [] for name in policies}
+    budget_results: dict[str, list[ReplayResult]] = {}
+    budgets: list[int] = []
+    for seed in seeds:
+        order = shuffled(curves, seed)
+        for name, factory in policies.items():
+            results[name].append(replay(order, factory(seed, max_epochs), concurrency))
+        if reference not in results:
+            continue
+        budget = results[reference][-1].epochs
+        budgets.append(budget)
+        for name in BUDGET_POLICIES:
+            if name in policies and name != reference:
+                policy = policies[name](seed, max_epochs)
+                budget_results.setdefault(f"{name} @ {reference} budget", []).append(
+                    replay(order, policy, concurrency, budget=budget)
+                )
+        if "asha" in results and reference != "asha":
+            policy = policies[reference](seed, max_epochs)
+            budget_results.setdefault(f"{reference} @ asha budget", []).append(
+                replay(order, policy, concurrency, budget=results["asha"][-1].epochs)
+            )
+    return results, budget_results, budgets
+
+
+def _mean_sd(values: Sequence[float], fmt: str = ".3f") -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "–"
+    mean = statistics.fmean(finite)
+    sd = statistics.stdev(finite) if len(finite) > 1 else 0.0
+    return f"{mean:{fmt}} ± {sd:{fmt}}"
+
+
+def _ratios(runs: Sequence[ReplayResult], refs: Sequence[ReplayResult], attr: str) -> list[float]:
+    return [getattr(r, attr) / getattr(b, attr) for r, b in zip(runs, refs, strict=True)]
+
+
+def summary_line(results: dict[str, list[ReplayResult]], full_epochs: int) -> str:
+    """``summary: NAME FRACTION/RATIO ...``: mean epoch fraction of a no-stopping search and
+    mean ratio of the best val loss found to the no-stopping search's, per policy."""
+    refs = results.get("none")
+    parts = []
+    for name, runs in results.items():
+        fraction = statistics.fmean(r.epochs / full_epochs for r in runs)
+        ratio = statistics.fmean(_ratios(runs, refs, "best_val_loss")) if refs else math.nan
+        parts.append(f"{name} {fraction:.2f}/{ratio:.3f}")
+    return "summary: " + " ".join(parts)
+
+
+def markdown_tables(
+    results: dict[str, list[ReplayResult]],
+    budget_results: dict[str, list[ReplayResult]],
+    budgets: Sequence[int],
+    full_epochs: int,
+    reference: str = "gl",
+) -> str:
+    """The two markdown tables: every policy at its own spend, then at the reference's spend."""
+    refs = results.get("none")
+    lines = [
+        "| policy | epochs | fraction of no-stopping | best val_loss | ratio to no-stopping "
+        "| gap at best | best epoch | best feasible val_loss (gap ≤ 0.15) | trials stopped "
+        "| of them premature | PRUNED |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, runs in results.items():
+        ratio = _mean_sd(_ratios(runs, refs, "best_val_loss")) if refs else "–"
+        lines.append(
+            f"| {name} | {_mean_sd([r.epochs for r in runs], '.0f')} "
+            f"| {_mean_sd([r.epochs / full_epochs for r in runs], '.2f')} "
+            f"| {_mean_sd([r.best_val_loss for r in runs], '.4f')} | {ratio} "
+            f"| {_mean_sd([r.best_gap for r in runs])} "
+            f"| {_mean_sd([r.best_epoch for r in runs], '.1f')} "
+            f"| {_mean_sd([r.feasible_val_loss for r in runs], '.4f')} "
+            f"| {_mean_sd([r.stopped for r in runs], '.1f')} "
+            f"| {_mean_sd([r.premature for r in runs], '.1f')} "
+            f"| {_mean_sd([r.pruned for r in runs], '.1f')} |"
+        )
+    if budget_results and reference in results:
+        ref_runs = results[reference]
+        lines += [
+            "",
+            f"At an equal epoch budget, both ways: `X @ {reference} budget` is X given each "
+            f"order's `{reference}` spend ({_mean_sd(list(budgets), '.0f')} epochs), "
+            f"`{reference} @ asha budget` is `{reference}` given ASHA's spend; the search is "
+            "cut (the running trial too) when its budget is spent, so a budget only binds a "
+            "policy that would spend more:",
+            "",
+            "| policy | epochs | trials started | best val_loss | ratio to no-stopping "
+            "| gap at best | best epoch | best feasible val_loss (gap ≤ 0.15) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        rows = [(reference, ref_runs), *budget_results.items()]
+        if "asha" in results:
+            rows.insert(-1, ("asha", results["asha"]))
+        for label, runs in rows:
+            ratio = _mean_sd(_ratios(runs, refs, "best_val_loss")) if refs else "–"
+            lines.append(
+                f"| {label} | {_mean_sd([r.epochs for r in runs], '.0f')} "
+                f"| {_mean_sd([r.trials_started for r in runs], '.1f')} "
+                f"| {_mean_sd([r.best_val_loss for r in runs], '.4f')} | {ratio} "
+                f"| {_mean_sd([r.best_gap for r in runs])} "
+                f"| {_mean_sd([r.best_epoch for r in runs], '.1f')} "
+                f"| {_mean_sd([r.feasible_val_loss for r in runs], '.4f')} |"
+            )
+        for mine, theirs in _budget_pairs(results, budget_results, reference):
+            pairs = list(zip(mine, theirs, strict=True))
+            val_wins = sum(g.best_val_loss <= a.best_val_loss for g, a in pairs)
+            gap_wins = sum(g.best_gap < a.best_gap for g, a in pairs)
+            gap_ties = sum(g.best_gap == a.best_gap for g, a in pairs)
+            lines += [
+                "",
+                f"Per order, `{mine[0].policy}` vs `asha` at the same budget "
+                f"({reference if mine is results[reference] else 'asha'}'s spend): "
+                f"val_loss no worse in {val_wins}/{len(pairs)} orders, gap smaller in "
+                f"{gap_wins}/{len(pairs)} (equal in {gap_ties}).",
+            ]
+    return "\n".join(lines)
+
+
+def _budget_pairs(
+    results: dict[str, list[ReplayResult]],
+    budget_results: dict[str, list[ReplayResult]],
+    reference: str,
+) -> list[tuple[list[ReplayResult], list[ReplayResult]]]:
+    """(reference runs, ASHA runs) at equal budgets: at the reference's spend, at ASHA's."""
+    pairs = []
+    if f"asha @ {reference} budget" in budget_results:
+        pairs.append((results[reference], budget_results[f"asha @ {reference} budget"]))
+    if f"{reference} @ asha budget" in budget_results:
+        pairs.append((budget_results[f"{reference} @ asha budget"], results["asha"]))
+    return pairs
+
+
+def target_verdict(
+    results: dict[str, list[ReplayResult]],
+    budget_results: dict[str, list[ReplayResult]],
+    full_epochs: int,
+    reference: str = "gl",
+) -> str:
+    """The issue's target, checked on the means: within 1 % of no-stopping's best val loss at
+    <= 35 % of its epochs, and at an equal budget no worse than ASHA on val loss and better on
+    gap."""
+    runs, refs = results[reference], results["none"]
+    ratio = statistics.fmean(_ratios(runs, refs, "best_val_loss"))
+    fraction = statistics.fmean(r.epochs / full_epochs for r in runs)
+    parts = [
+        f"{reference}: best val_loss ratio {ratio:.4f} (target <= 1.01: "
+        f"{'met' if ratio <= 1.01 else 'missed'}), epoch fraction {fraction:.3f} "
+        f"(target <= 0.35: {'met' if fraction <= 0.35 else 'missed'})"
+    ]
+    for mine, theirs in _budget_pairs(results, budget_results, reference):
+        val_ref = statistics.fmean(r.best_val_loss for r in mine)
+        val_asha = statistics.fmean(r.best_val_loss for r in theirs)
+        gap_ref = statistics.fmean(r.best_gap for r in mine)
+        gap_asha = statistics.fmean(r.best_gap for r in theirs)
+        which = f"{reference}'s spend" if mine is runs else "asha's spend"
+        parts.append(
+            f"vs asha at {which}: val_loss {val_ref:.4f} vs {val_asha:.4f} "
+            f"({'met' if val_ref <= val_asha else 'missed'}), gap {gap_ref:.4f} vs "
+            f"{gap_asha:.4f} ({'met' if gap_ref < gap_asha else 'missed'})"
+        )
+    return "target: " + "; ".join(parts)
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--record", action="store_true", help="train and record the curves")
+    mode.add_argument("--quick", action="store_true", help="replay with 5 orders (no training)")
+    parser.add_argument("--curves", type=Path, default=DEFAULT_CURVES, help="curve CSV")
+    parser.add_argument("--markdown", action="store_true", help="print the markdown tables")
+    parser.add_argument("--seeds", type=int, default=None, help="orders (default 20; 5 --quick)")
+    parser.add_argument("--concurrency", type=int, default=1, help="trials side by side")
+    parser.add_argument(
+        "--setup",
+        choices=("digits", "mobilenetv2"),
+        default="digits",
+        help="--record: the demo's digits CNN, or the MobileNetV2 fixture at 96 px",
+    )
+    parser.add_argument("--configs", type=int, default=None, help="--record: configurations")
+    parser.add_argument("--epochs", type=int, default=None, help="--record: max_epochs")
+    parser.add_argument("--sample-seed", type=int, default=0, help="--record: sampler seed")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Record or replay (see the module docstring); returns the exit status."""
+    args = _parse(argv)
+    if args.record:
+        from _record import record_setup
+
+        record_setup(args.setup, args.curves, args.configs, args.epochs, args.sample_seed)
+        return 0
+    started = time.monotonic()
+    curves = load_curves(args.curves)
+    n_seeds = args.seeds if args.seeds is not None else (5 if args.quick else 20)
+    seeds = list(range(n_seeds))
+    results, budget_results, budgets = run_benchmark(curves, seeds, concurrency=args.concurrency)
+    full = sum(c.epochs for c in curves)
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    print(
+        f"curves {args.curves} ({len(curves)} configs, {full} epochs without stopping); "
+        f"{n_seeds} orders, concurrency {args.concurrency}; "
+        f"replay {time.monotonic() - started:.1f}s on {python}"
+    )
+    if args.markdown or not args.quick:
+        print(markdown_tables(results, budget_results, budgets, full))
+    print(target_verdict(results, budget_results, full))
+    print(summary_line(results, full))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The pruning benchmark's replay on small synthetic curves (no training)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "pruning.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_pruning", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_pruning"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load()
+policies = sys.modules["_policies"]
+Curve = policies.Curve
+
+EPOCHS = 12
+
+
+def _falling(start: float, end: float, n: int = EPOCHS) -> tuple[float, ...]:
+    """Smoothly falling losses from ``start`` to ``end``."""
+    return tuple(end + (start - end) * 0.7**i for i in range(n))
+
+
+def _overfitting(key: str, bottom_epoch: int = 4, low: float = 0.4) -> object:
+    """Val loss falls until ``bottom_epoch`` then climbs 15 % an epoch; training keeps falling."""
+    val = [1.0 - (1.0 - low) * e / bottom_epoch for e in range(1, bottom_epoch + 1)]
+    while len(val) < EPOCHS:
+        val.append(val[-1] * 1.15)
+    return Curve(key, {}, tuple(val), _falling(1.0, 0.01))
+
+
+def _healthy(key: str, end: float) -> object:
+    """Val and train loss both fall steadily to ``end`` (no overfitting)."""
+    return Curve(key, {}, _falling(1.5, end), _falling(1.4, end - 0.05))
+
+
+def test_gl_stops_overfitting_curves_and_keeps_their_best() -> None:
+    curves = [_overfitting(str(i)) for i in range(3)]
+    result = bench.replay(curves, policies.Judge("gl", "gl", alpha=5.0))
+    # best at epoch 4, GL 15 % > 5 % at epoch 5 (after the 2-epoch grace): 5 epochs each
+    assert result.epochs_run == {"0": 5, "1": 5, "2": 5}
+    assert result.epochs == 15
+    assert result.stopped == 3
+    assert result.premature == 0  # val loss only climbs after the stop
+    assert result.best_val_loss == pytest.approx(0.4)
+    assert result.best_epoch == 4
+
+
+def test_gl_does_not_stop_healthy_curves() -> None:
+    curves = [_healthy(str(i), 0.3 + 0.1 * i) for i in range(3)]
+    result = bench.replay(curves, policies.Judge("gl", "gl", alpha=5.0))
+    assert result.epochs == 3 * EPOCHS
+    assert result.stopped == 0
+
+
+def test_no_stopping_spends_every_epoch() -> None:
+    curves = [_overfitting("a"), _healthy("b", 0.3), _healthy("c", 0.9)]
+    result = bench.replay(curves, policies.NoStopping())
+    assert result.epochs == 3 * EPOCHS
+    assert result.stopped == result.pruned == 0
+    assert result.best_key == "b"
+    assert result.best_val_loss == pytest.approx(min(curves[1].val_loss))
+    assert result.best_gap == pytest.approx(0.05, abs=1e-3)
+
+
+def test_a_noise_spike_is_a_premature_stop() -> None:
+    val = list(_falling(1.5, 0.2))
+    val[4] = val[3] * 1.2  # one noisy epoch, then the curve goes on falling
+    curve = Curve("spike", {}, tuple(val), _falling(1.4, 0.1))
+    result = bench.replay([curve], policies.Judge("gl", "gl", alpha=5.0))
+    assert result.epochs_run == {"spike": 5}
+    assert result.premature == 1
+    assert result.best_val_loss > min(val)
+
+
+def test_either_counts_pruned_only_for_whoever_stopped() -> None:
+    curves = [_overfitting(str(i)) for i in range(3)]
+    either = policies.Either(
+        "gl+asha", policies.Judge("gl", "gl", alpha=5.0), policies.RayAsha(max_t=EPOCHS)
+    )
+    result = bench.replay(curves, either)
+    assert result.epochs_run == {"0": 5, "1": 5, "2": 5}  # gl stops all three first
+    assert result.stopped == 3
+    assert result.pruned == 0  # competitive (too few peers to compare), and ASHA never cut
+
+
+def test_asha_cuts_bad_trials_at_its_rungs() -> None:
+    asha = policies.RayAsha(max_t=EPOCHS, grace_period=2, reduction_factor=3)
+    assert asha.rungs == [2, 6]
+    good = [_healthy(f"good{i}", 0.2 + 0.01 * i) for i in range(3)]
+    bad = [_healthy(f"bad{i}", 0.2) for i in range(3)]
+    bad = [Curve(c.key, {}, tuple(v + 5.0 for v in c.val_loss), c.train_eval_loss) for c in bad]
+    result = bench.replay(good + bad, asha)
+    for curve in bad:  # worse than the rung-2 cutoff: stopped at epoch 2
+        assert result.epochs_run[curve.key] == 2
+    assert result.epochs_run["good0"] == EPOCHS  # the first trial sets the rungs, never cut
+    assert result.pruned == result.stopped >= 3
+
+
+def test_median_pruner_prunes_after_its_startup_trials() -> None:
+    good = [_healthy(f"g{i}", 0.3) for i in range(5)]
+    bad = Curve("bad", {}, tuple(v + 1.0 for v in good[0].val_loss), good[0].train_eval_loss)
+    result = bench.replay([*good, bad], policies.OptunaMedian(n_startup_trials=5, n_warmup_steps=2))
+    assert result.epochs_run["bad"] == 3  # step 2 (epoch 3) is the first after the warm-up
+    assert result.pruned == 1
+    early = bench.replay([bad, *good], policies.OptunaMedian(n_startup_trials=5, n_warmup_steps=2))
+    assert early.epochs_run["bad"] == EPOCHS  # no completed trials yet: nothing to compare
+
+
+def test_budget_cuts_the_search() -> None:
+    curves = [_healthy(str(i), 0.3) for i in range(4)]
+    result = bench.replay(curves, policies.NoStopping(), budget=EPOCHS + 5)
+    assert result.epochs == EPOCHS + 5
+    assert result.trials_started == 2
+    assert result.epochs_run == {"0": EPOCHS, "1": 5}
+
+
+def test_concurrency_interleaves_epochs() -> None:
+    curves = [_overfitting("a"), _healthy("b", 0.3), _healthy("c", 0.3)]
+    result = bench.replay(curves, policies.NoStopping(), concurrency=2, budget=4)
+    assert result.epochs_run == {"a": 2, "b": 2}
+
+
+def test_summary_line_and_tables(tmp_path: Path) -> None:
+    curves = [_overfitting(str(i), low=0.4 + 0.05 * i) for i in range(4)]
+    curves += [_healthy(str(4 + i), 0.5 + 0.1 * i) for i in range(4)]
+    path = tmp_path / "curves.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["config", "epoch", "dropout", "val_loss", "train_eval_loss"])
+        for curve in curves:
+            for e, (v, t) in enumerate(zip(curve.val_loss, curve.train_eval_loss, strict=True)):
+                writer.writerow([curve.key, e + 1, 0.1, v, t])
+    loaded = bench.load_curves(path)
+    assert [c.key for c in loaded] == [str(i) for i in range(8)]
+    assert loaded[0].val_loss == pytest.approx(curves[0].val_loss)
+    results, budget_results, budgets = bench.run_benchmark(loaded, seeds=[0, 1])
+    full = 8 * EPOCHS
+    line = bench.summary_line(results, full)
+    assert re.fullmatch(r"summary:( [a-z+-]+ \d\.\d\d/\d+\.\d{3})+", line), line
+    assert " none 1.00/1.000" in line
+    assert line.startswith("summary: gl ")
+    assert "asha @ gl budget" in budget_results and "gl @ asha budget" in budget_results
+    assert len(budgets) == 2
+    table = bench.markdown_tables(results, budget_results, budgets, full)
+    assert table.count("| gl |") == 2
+    assert bench.target_verdict(results, budget_results, full).startswith("target: gl:")
+
+
+def test_cli_quick_prints_summary_last(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "curves.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["config", "epoch", "val_loss", "train_eval_loss"])
+        for i, curve in enumerate([_overfitting("0"), _healthy("1", 0.3), _healthy("2", 0.6)]):
+            for e, (v, t) in enumerate(zip(curve.val_loss, curve.train_eval_loss, strict=True)):
+                writer.writerow([i, e + 1, v, t])
+    assert bench.main(["--quick", "--curves", str(path), "--seeds", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith("summary: gl ")
