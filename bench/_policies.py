@@ -309,6 +309,8 @@ def default_policies() -> dict[str, PolicyFactory]:
     return {
         "gl": lambda seed, t: Judge("gl", "gl", alpha=5.0),
         "gl-nocmp": lambda seed, t: Judge("gl-nocmp", "gl", compare="none", alpha=5.0),
+        # GL that must hold for 3 epochs (added after the first results, see RESULTS.md)
+        "gl-p3": lambda seed, t: Judge("gl-p3", "gl", alpha=5.0, patience=3),
         "gap": lambda seed, t: Judge("gap", "gap", max_gap=0.15, patience=2),
         "pq": lambda seed, t: Judge("pq", "pq", alpha=0.5, strip=5),
         "up": lambda seed, t: Judge("up", "up", strips=3, strip=5),
@@ -316,6 +318,11 @@ def default_policies() -> dict[str, PolicyFactory]:
         "asha": lambda seed, t: RayAsha(max_t=t, grace_period=2, reduction_factor=3),
         "gl+asha": lambda seed, t: Either(
             "gl+asha", Judge("gl", "gl", alpha=5.0), RayAsha(max_t=t, grace_period=2)
+        ),
+        "gl-p3+asha": lambda seed, t: Either(
+            "gl-p3+asha",
+            Judge("gl-p3", "gl", alpha=5.0, patience=3),
+            RayAsha(max_t=t, grace_period=2),
         ),
         "none": lambda seed, t: NoStopping(),
     }

@@ -245,6 +245,7 @@ class ObjectiveConfig(_Section):
 class GLRule(_Section):
     name: Literal["gl"] = "gl"
     alpha: Annotated[float, Field(gt=0)] = 5.0
+    patience: Annotated[int, Field(ge=1)] = 1
 
 
 class PQRule(_Section):

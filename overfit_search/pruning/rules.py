@@ -79,24 +79,32 @@ def training_progress(train_eval_loss: Sequence[float], strip: int) -> float:
 class GLRule:
     """Fires when the generalization loss exceeds ``alpha`` percent (Prechelt's GL_alpha).
 
+    With ``patience`` > 1, GL must exceed ``alpha`` at each of the last ``patience`` epochs:
+    a single noisy validation epoch (small validation sets, high learning rates) does not stop
+    a trial whose loss comes back down.
+
     Args:
         alpha: Threshold in percent, > 0.
+        patience: Consecutive epochs above ``alpha`` needed, >= 1 (1: Prechelt's rule).
     """
 
     name = "gl"
 
-    def __init__(self, alpha: float = 5.0) -> None:
+    def __init__(self, alpha: float = 5.0, patience: int = 1) -> None:
         self.alpha = _number("gl", "alpha", alpha, 0, strict=True)
+        self.patience = _integer("gl", "patience", patience, 1)
 
     def check(self, val_loss: Sequence[float], train_eval_loss: Sequence[float]) -> Firing | None:
-        """Fire if ``GL(t) > alpha`` at the last epoch ``t``."""
-        if not val_loss or not _finite(val_loss):
-            return None
-        gl = generalization_loss(val_loss)
-        if gl <= self.alpha:
+        """Fire if ``GL > alpha`` at each of the last ``patience`` epochs."""
+        if len(val_loss) < self.patience or not _finite(val_loss):
             return None
         t = len(val_loss)
-        return Firing("gl", gl, self.alpha, t, f"GL {gl:.1f}% > {self.alpha:g}% at epoch {t}")
+        for end in range(t - self.patience + 1, t + 1):
+            if generalization_loss(val_loss[:end]) <= self.alpha:
+                return None
+        gl = generalization_loss(val_loss)
+        held = f" for {self.patience} epochs" if self.patience > 1 else ""
+        return Firing("gl", gl, self.alpha, t, f"GL {gl:.1f}% > {self.alpha:g}%{held} at epoch {t}")
 
 
 class PQRule:

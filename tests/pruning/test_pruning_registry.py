@@ -55,7 +55,7 @@ def test_make_rule_takes_a_config_dump_as_is() -> None:
         ("up", {"strip": "5"}, "up: strip must be an integer, got '5'"),
         ("gap", {"patience": 0}, "gap: patience must be >= 1, got 0"),
         ("gap", {"max_gap": -0.5}, "gap: max_gap must be >= 0, got -0.5"),
-        ("gl", {"beta": 1}, "gl: unknown parameter 'beta'; valid: alpha"),
+        ("gl", {"beta": 1}, "gl: unknown parameter 'beta'; valid: alpha, patience"),
         ("pq", {"k": 5, "a": 1}, "pq: unknown parameters 'a', 'k'; valid: alpha, strip"),
         ("none", {"alpha": 5}, "none: unknown parameter 'alpha'; it takes no parameters"),
     ],

@@ -214,3 +214,32 @@ def test_grace_zero_passes_everything_through() -> None:
 def test_grace_validates_eagerly(grace: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Grace(GLRule(), grace_epochs=grace)
+
+
+@pytest.mark.parametrize(
+    ("val", "patience", "fires_at"),
+    [
+        ([1.0, 0.8, 0.9, 0.7, 0.6], 1, 3),  # one noisy epoch is enough for Prechelt's GL
+        ([1.0, 0.8, 0.9, 0.7, 0.6], 2, None),  # ...not with patience: the loss came back
+        ([1.0, 0.8, 0.9, 0.95, 1.0], 2, 4),  # a rise that persists still fires
+        ([1.0, 0.8, 0.9, 0.95, 1.0], 3, 5),
+        ([1.0, 0.8, 0.9, 0.81, 0.9, 0.95], 2, 6),  # 0.81 is within 5%: the count restarts
+    ],
+)
+def test_gl_patience_needs_consecutive_epochs_above_alpha(
+    val: list[float], patience: int, fires_at: int | None
+) -> None:
+    from overfit_search.pruning import GLRule as Rule
+
+    rule = Rule(alpha=5, patience=patience)
+    fired = next(
+        (t for t in range(1, len(val) + 1) if rule.check(val[:t], [0.0] * t) is not None), None
+    )
+    assert fired == fires_at
+
+
+def test_gl_patience_must_be_a_positive_integer() -> None:
+    from overfit_search.pruning import GLRule as Rule
+
+    with pytest.raises(ValueError, match="patience"):
+        Rule(alpha=5, patience=0)
