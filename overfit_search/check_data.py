@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-from collections.abc import Callable
 from pathlib import Path
 
+from overfit_search.argtypes import int_at_least, nonneg_float
 from overfit_search.config.schema import DataConfig
 from overfit_search.data.check import DataReport, Thresholds, check_data, format_report
 from overfit_search.errors import ConfigError, DataError
@@ -42,30 +41,6 @@ exit codes: 0 the checks ran (whatever they found), 2 the sweep file or the data
 """
 
 
-def _nonneg_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
-
-
-def _int_at_least(low: int, high: int | None = None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f"{low}..{high}" if high is not None else f">= {low}"
-            raise argparse.ArgumentTypeError(f"expected an integer {bound}, got {text}")
-        return value
-
-    return parse
-
-
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``check-data`` subcommand (its function is :func:`run`)."""
     defaults = Thresholds()
@@ -84,14 +59,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--max-examples",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         default=5,
         metavar="N",
         help="near-duplicate pairs shown, closest first (default %(default)s)",
     )
     parser.add_argument(
         "--image-size",
-        type=_int_at_least(8, 1024),
+        type=int_at_least(8, 1024),
         default=None,
         metavar="PX",
         help=f"decode at PX x PX (default: the sweep's image_size; {DIRECTORY_IMAGE_SIZE} for "
@@ -99,14 +74,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--hash-distance",
-        type=_int_at_least(0, 64),
+        type=int_at_least(0, 64),
         default=defaults.hash_distance,
         metavar="BITS",
         help="candidate pairs differ in at most BITS of 64 pHash bits (default %(default)s)",
     )
     parser.add_argument(
         "--pixel-distance",
-        type=_nonneg_float,
+        type=nonneg_float,
         default=defaults.pixel_distance,
         metavar="D",
         help="confirmed when the aligned normalised thumbnail distance is <= D "
@@ -114,21 +89,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--min-class-size",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=defaults.min_train_images,
         metavar="N",
         help="classes with fewer training images are flagged as tiny (default %(default)s)",
     )
     parser.add_argument(
         "--max-imbalance",
-        type=_nonneg_float,
+        type=nonneg_float,
         default=defaults.max_imbalance,
         metavar="R",
         help="flag largest/smallest class (training images) above R (default %(default)s)",
     )
     parser.add_argument(
         "--max-leak-pct",
-        type=_nonneg_float,
+        type=nonneg_float,
         default=100 * defaults.max_leak_fraction,
         metavar="PCT",
         help="leakage warning above PCT%% of validation images with a near-duplicate in "

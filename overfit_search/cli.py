@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from overfit_search.argtypes import positive_int
 from overfit_search.errors import OverfitSearchError
 
 logger = logging.getLogger("overfit_search")
@@ -218,13 +219,6 @@ def _fmt(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def _by_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--by",
@@ -318,8 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
         "confirm", help="retrain the top trials with other seeds: mean ± sd of val_loss and gap"
     )
     confirm.add_argument("results", help="results directory")
-    confirm.add_argument("--top", type=_positive_int, default=3, help="trials (default 3)")
-    confirm.add_argument("--seeds", type=_positive_int, default=3, help="seeds (default 3)")
+    confirm.add_argument("--top", type=positive_int, default=3, help="trials (default 3)")
+    confirm.add_argument("--seeds", type=positive_int, default=3, help="seeds (default 3)")
     confirm.set_defaults(func=_cmd_confirm)
 
     from overfit_search import check_data, diagnose

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import yaml
 
+from overfit_search.argtypes import nonneg_float, positive_int
 from overfit_search.config import sweep_from_dict
 from overfit_search.errors import ConfigError
 from overfit_search.pruning.rules import generalization_loss
@@ -1062,26 +1063,6 @@ is usually larger than the one shown. Exit codes: 0 diagnosed, 2 input not under
 """
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``diagnose`` subcommand (its function is :func:`run`)."""
     defaults = Thresholds()
@@ -1104,35 +1085,35 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--force", action="store_true", help="replace an existing OUT.yaml")
     parser.add_argument(
         "--gl-threshold",
-        type=_positive_float,
+        type=nonneg_float,
         default=defaults.gl_alpha,
         metavar="PCT",
         help="overfitting needs GL at the last epoch >= PCT percent (default %(default)s)",
     )
     parser.add_argument(
         "--gap-ratio",
-        type=_positive_float,
+        type=nonneg_float,
         default=defaults.gap_ratio,
         metavar="R",
         help="large_gap when gap at best >= R x best val_loss (default %(default)s)",
     )
     parser.add_argument(
         "--improve-pct",
-        type=_positive_float,
+        type=nonneg_float,
         default=defaults.improve_pct,
         metavar="PCT",
         help="underfitting when val_loss still falls > PCT%% per epoch (default %(default)s)",
     )
     parser.add_argument(
         "--window",
-        type=_positive_int,
+        type=positive_int,
         default=defaults.window,
         metavar="N",
         help="epochs at the end looked at for underfitting (default %(default)s)",
     )
     parser.add_argument(
         "--min-rise",
-        type=_positive_int,
+        type=positive_int,
         default=defaults.min_rise_epochs,
         metavar="N",
         help="an onset needs at least N epochs after the best one (default %(default)s)",

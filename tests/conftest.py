@@ -30,3 +30,33 @@ def tiny_sweep(**sections: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {"name": "tiny", "data": {"source": "digits"}}
     doc.update(sections)
     return doc
+
+
+def digits_sweep(name: str, **sections: dict[str, Any]) -> dict[str, Any]:
+    """A small real sweep (3 digits at 16 px, 10 training images each, the builtin backbone,
+    two trials at a time) for end-to-end tests; each given section updates the default one."""
+    doc: dict[str, Any] = {
+        "name": name,
+        "data": {
+            "source": "digits",
+            "digits_classes": [5, 6, 7],
+            "image_size": 16,
+            "validation_fraction": 0.3,
+            "train_per_class": 10,
+        },
+        "model": {"backbone": "builtin:digits_cnn"},
+        "train": {"batch_size": 16, "max_epochs": 6, "augment_flip": False},
+        "search": {
+            "dropout": {"low": 0.0, "high": 0.5},
+            "l2": {"low": 1e-6, "high": 1e-2, "log": True},
+            "learning_rate": {"low": 1e-3, "high": 5e-2, "log": True},
+            "augmentation": 0.0,
+            "frozen_fraction": {"low": 0.0, "high": 1.0},
+        },
+        "objective": {"mode": "constrained", "max_gap": 0.2},
+        "study": {"trials": 5, "n_startup_trials": 5, "seed": 1},
+        "resources": {"cpus_per_trial": 1, "max_concurrent": 2},
+    }
+    for section, values in sections.items():
+        doc[section] = {**doc.get(section, {}), **values}
+    return doc

@@ -16,7 +16,7 @@ from overfit_search import reuse
 from overfit_search.cli import main
 from overfit_search.config import load_sweep
 from overfit_search.errors import ConfigError
-from tests.conftest import tiny_sweep
+from tests.conftest import digits_sweep, tiny_sweep
 
 
 @pytest.mark.parametrize(
@@ -114,28 +114,17 @@ def test_retrain_output_is_checked_before_any_work(
 
 
 def _sweep_doc() -> dict[str, Any]:
-    return {
-        "name": "reuse",
-        "data": {
-            "source": "digits",
-            "digits_classes": [5, 6, 7],
-            "image_size": 16,
-            "validation_fraction": 0.3,
-            "train_per_class": 10,
-        },
-        "model": {"backbone": "builtin:digits_cnn"},
-        "train": {"batch_size": 16, "max_epochs": 5, "augment_flip": False},
-        "search": {
+    return digits_sweep(
+        "reuse",
+        train={"max_epochs": 5},
+        search={
             "dropout": {"low": 0.0, "high": 0.4},
             "l2": {"low": 1e-6, "high": 1e-3, "log": True},
             "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
-            "augmentation": 0.0,
-            "frozen_fraction": {"low": 0.0, "high": 1.0},
         },
-        "objective": {"mode": "constrained", "max_gap": 1.0},
-        "study": {"trials": 3, "n_startup_trials": 3, "seed": 3},
-        "resources": {"cpus_per_trial": 1, "max_concurrent": 2},
-    }
+        objective={"max_gap": 1.0},
+        study={"trials": 3, "n_startup_trials": 3, "seed": 3},
+    )
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
 
 import optuna
 import pandas as pd
@@ -15,39 +14,18 @@ from optuna.trial import TrialState
 
 from overfit_search.cli import main
 from overfit_search.config import load_sweep
+from tests.conftest import digits_sweep
 
 pytestmark = pytest.mark.slow
 
 
 def _sweep(tmp_path: Path) -> Path:
-    doc: dict[str, Any] = {
-        "name": "e2e",
-        "data": {
-            "source": "digits",
-            "digits_classes": [5, 6, 7],
-            "image_size": 16,
-            "validation_fraction": 0.3,
-            "train_per_class": 10,
-        },
-        "model": {"backbone": "builtin:digits_cnn"},
-        "train": {"batch_size": 16, "max_epochs": 8, "augment_flip": False},
-        "search": {
-            "dropout": {"low": 0.0, "high": 0.5},
-            "l2": {"low": 1e-6, "high": 1e-2, "log": True},
-            "learning_rate": {"low": 1e-3, "high": 5e-2, "log": True},
-            "augmentation": 0.0,
-            "frozen_fraction": {"low": 0.0, "high": 1.0},
-        },
-        "objective": {"mode": "constrained", "max_gap": 0.2},
+    doc = digits_sweep(
+        "e2e",
+        train={"max_epochs": 8},
         # A hair-trigger rule and a low comparison bar so this tiny study exercises stopping.
-        "pruning": {
-            "rule": {"name": "gl", "alpha": 0.5},
-            "grace_epochs": 1,
-            "compare_min_trials": 1,
-        },
-        "study": {"trials": 5, "n_startup_trials": 5, "seed": 1},
-        "resources": {"cpus_per_trial": 1, "max_concurrent": 2},
-    }
+        pruning={"rule": {"name": "gl", "alpha": 0.5}, "grace_epochs": 1, "compare_min_trials": 1},
+    )
     path = tmp_path / "e2e.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path

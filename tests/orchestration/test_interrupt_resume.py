@@ -9,12 +9,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
+
+from tests.conftest import digits_sweep
 
 pytestmark = pytest.mark.slow
 
@@ -22,28 +23,13 @@ TRIALS = 6
 
 
 def _sweep(tmp_path: Path) -> Path:
-    doc: dict[str, Any] = {
-        "name": "resume",
-        "data": {
-            "source": "digits",
-            "digits_classes": [5, 6, 7],
-            "image_size": 16,
-            "validation_fraction": 0.3,
-            "train_per_class": 10,
-        },
-        "model": {"backbone": "builtin:digits_cnn"},
-        "train": {"batch_size": 16, "max_epochs": 8, "augment_flip": False},
-        "search": {
-            "dropout": {"low": 0.0, "high": 0.5},
-            "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
-            "l2": 1e-5,
-            "augmentation": 0.0,
-            "frozen_fraction": {"low": 0.0, "high": 1.0},
-        },
-        "pruning": {"rule": {"name": "none"}},
-        "study": {"trials": TRIALS, "n_startup_trials": 3, "seed": 5},
-        "resources": {"cpus_per_trial": 1, "max_concurrent": 2},
-    }
+    doc = digits_sweep(
+        "resume",
+        train={"max_epochs": 8},
+        search={"learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}, "l2": 1e-5},
+        pruning={"rule": {"name": "none"}},
+        study={"trials": TRIALS, "n_startup_trials": 3, "seed": 5},
+    )
     path = tmp_path / "resume.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path

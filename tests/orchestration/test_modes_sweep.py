@@ -16,34 +16,18 @@ from optuna.trial import TrialState
 from overfit_search.cli import main
 from overfit_search.config import load_sweep
 from overfit_search.scoring import objective_values
+from tests.conftest import digits_sweep
 
 pytestmark = pytest.mark.slow
 
 
-def _doc(name: str, **over: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "name": name,
-        "data": {
-            "source": "digits",
-            "digits_classes": [5, 6, 7],
-            "image_size": 16,
-            "validation_fraction": 0.3,
-            "train_per_class": 10,
-        },
-        "model": {"backbone": "builtin:digits_cnn"},
-        "train": {"batch_size": 16, "max_epochs": 6, "augment_flip": False},
-        "search": {
-            "dropout": {"low": 0.0, "high": 0.5},
-            "l2": {"low": 1e-6, "high": 1e-2, "log": True},
-            "learning_rate": {"low": 1e-4, "high": 5e-2, "log": True},
-            "augmentation": 0.0,
-            "frozen_fraction": {"low": 0.0, "high": 1.0},
-        },
-        "objective": {"mode": "constrained", "max_gap": 0.2},
-        "pruning": {"rule": {"name": "gl", "alpha": 0.5}, "grace_epochs": 1},
-        "study": {"trials": 5, "n_startup_trials": 5, "seed": 2},
-        "resources": {"cpus_per_trial": 1, "max_concurrent": 2},
-    }
+def _doc(name: str, **over: dict[str, Any]) -> dict[str, Any]:
+    doc = digits_sweep(
+        name,
+        search={"learning_rate": {"low": 1e-4, "high": 5e-2, "log": True}},
+        pruning={"rule": {"name": "gl", "alpha": 0.5}, "grace_epochs": 1},
+        study={"seed": 2},
+    )
     for section, values in over.items():
         doc[section] = {**doc.get(section, {}), **values}
     return doc
