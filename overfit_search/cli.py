@@ -65,13 +65,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         against = baseline_summary(result.study, best.trial)
         if against:
             console.print(against)
-    from optuna.trial import TrialState
-
     trials = result.study.get_trials(deepcopy=False)
-    counts = {s: sum(t.state == s for t in trials) for s in TrialState}
+    states = [t.user_attrs.get("state") or t.state.name for t in trials]  # diverged: FAIL
     console.print(
-        f"Trials: {counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
-        f"{counts[TrialState.FAIL]} failed; early stopping saved {result.epochs_saved} epoch(s)"
+        f"Trials: {states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, "
+        f"{states.count('FAIL')} failed; early stopping saved {result.epochs_saved} epoch(s)"
     )
     console.print(f"Next: overfit-search best {result.output}   (best.yaml is written there)")
     if result.interrupted:

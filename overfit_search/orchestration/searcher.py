@@ -29,6 +29,7 @@ from overfit_search.scoring import is_feasible, objective_values
 
 logger = logging.getLogger(__name__)
 
+_DIVERGED = re.compile(r"(val_loss|train_eval_loss) is (NaN|inf|-inf) at epoch")
 BROKEN_AFTER = 5
 """If the first this-many trials all FAIL with one error, the setup is broken: stop the sweep."""
 
@@ -243,6 +244,14 @@ class OverfitOptunaSearch(OptunaSearch):
         _save_note(ot_trial, note)
         if state == "FAIL" or outcome.best_val_loss is None or outcome.gap_at_best is None:
             ot_trial.set_user_attr("fail_reason", reason or "no finite epoch")
+            finite = [v for v in val_hist if math.isfinite(v)]
+            if not self._multi and finite and _DIVERGED.match(reason or ""):
+                # FAIL for the user (trials.csv, report), but TPE ignores FAIL trials and would
+                # propose the same learning rates again: tell Optuna PRUNED at the last finite
+                # val_loss so the sampler counts the configuration among the bad ones.
+                ot_trial.set_user_attr("diverged", True)
+                _tell_pruned(self._study, ot_trial, [finite[-1]])
+                return
             self._study.tell(ot_trial, state=TrialState.FAIL)
             return
         values = objective_values(

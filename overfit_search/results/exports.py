@@ -92,7 +92,9 @@ def trials_frame(study: optuna.Study, trials_dir: Path | None = None) -> pd.Data
     rows: list[dict[str, Any]] = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
-        row: dict[str, Any] = {"number": t.number, "state": t.state.name}
+        # a diverged trial is FAIL; Optuna holds it as PRUNED only to steer the sampler
+        state = "FAIL" if a.get("diverged") else t.state.name
+        row: dict[str, Any] = {"number": t.number, "state": state}
         if t.values is not None and len(t.values) > 1:
             row["value_val_loss"], row["value_gap"] = t.values
         else:

@@ -13,6 +13,7 @@ from overfit_search.config import sweep_from_dict
 from overfit_search.orchestration.searcher import TRIAL_NUMBER_KEY, OverfitOptunaSearch
 from overfit_search.orchestration.stopper import OverfitStopper
 from overfit_search.pruning import GLRule, OverfitJudge
+from overfit_search.results.exports import trials_frame
 from overfit_search.search_space import split_space
 from tests.conftest import tiny_sweep
 
@@ -102,12 +103,29 @@ def test_failed_trial_is_fail_with_reason() -> None:
     assert trial.user_attrs["fail_reason"] == "ResourceExhaustedError: OOM"
 
 
-def test_nan_trial_is_fail() -> None:
+def test_nan_trial_is_fail_for_the_user_and_bad_for_the_sampler() -> None:
     searcher, stopper, study = _setup()
     _run(searcher, stopper, "n", [(1.0, 0.9), (math.nan, math.nan)])
     (trial,) = study.get_trials()
-    assert trial.state == TrialState.FAIL
     assert trial.user_attrs["fail_reason"] == "val_loss is NaN at epoch 2"
+    assert trial.user_attrs["state"] == "FAIL" and trial.user_attrs["diverged"] is True
+    # TPE ignores FAIL trials: Optuna holds it PRUNED at its last finite value instead
+    assert trial.state == TrialState.PRUNED and trial.value == pytest.approx(1.0)
+    assert trials_frame(study).state.tolist() == ["FAIL"]
+
+
+def test_nan_at_the_first_epoch_is_plain_fail() -> None:
+    searcher, stopper, study = _setup()
+    _run(searcher, stopper, "n", [(math.nan, math.nan)])
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.FAIL and "diverged" not in trial.user_attrs
+
+
+def test_nan_trial_in_pareto_mode_stays_fail() -> None:
+    searcher, stopper, study = _setup("pareto")
+    _run(searcher, stopper, "n", [(1.0, 0.9), (math.nan, math.nan)])
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.FAIL
 
 
 def test_scheduler_stopped_trial_is_pruned() -> None:
