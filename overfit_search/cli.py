@@ -159,6 +159,11 @@ def _print_metrics(what: str, output: Path, m: dict[str, object]) -> None:
     if m.get("trial_val_loss") is not None:
         line += f"  (trial {m['trial']}: val_loss {_fmt(m['trial_val_loss'])})"
     print(line)
+    if m.get("test_loss") is not None:
+        print(
+            f"  held-out test split ({m['test_images']} images, evaluated once for this model): "
+            f"loss {_fmt(m['test_loss'])}  accuracy {_fmt(m['test_accuracy'])}"
+        )
 
 
 def _check_output(path: str, force: bool) -> Path:

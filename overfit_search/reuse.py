@@ -163,8 +163,26 @@ def retrain(
                 100 * tolerance,
             )
     info["matches_trial"] = matches
+    info.update(_test_metrics(model.model, data))
     final.save(model, output, data.class_names, info)
     return {**info, **model.metrics}
+
+
+def _test_metrics(model: Any, data: ImageData) -> dict[str, Any]:
+    """The held-out test split's loss and accuracy for the final model (empty without one)."""
+    if data.x_test is None or data.y_test is None or not len(data.y_test):
+        return {}
+    from overfit_search.training.final import evaluate_on
+
+    loss, acc = evaluate_on(model, data.x_test, data.y_test)
+    logger.info("held-out test split: loss %.4f, accuracy %.3f", loss, acc)
+    return {
+        "test_loss": loss,
+        "test_accuracy": acc,
+        "test_images": len(data.y_test),
+        "test_note": "held-out test split, evaluated once for this final model; never used to "
+        "choose or tune it",
+    }
 
 
 def export(source: Source, output: Path) -> dict[str, Any]:
@@ -187,6 +205,7 @@ def export(source: Source, output: Path) -> dict[str, Any]:
     data = load_split_data(source)
     model = final.from_weights(source.sweep, source.params, data, weights, source.seed)
     info: dict[str, Any] = {"made_by": "export", **source.reference, "params": source.params}
+    info.update(_test_metrics(model.model, data))
     final.save(model, output, data.class_names, info)
     return {**info, **model.metrics}
 

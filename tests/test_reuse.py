@@ -116,6 +116,7 @@ def test_retrain_output_is_checked_before_any_work(
 def _sweep_doc() -> dict[str, Any]:
     return digits_sweep(
         "reuse",
+        data={"test_fraction": 0.2},  # held out from every trial, evaluated for final models
         train={"max_epochs": 5},
         search={
             "dropout": {"low": 0.0, "high": 0.4},
@@ -184,6 +185,11 @@ def test_retrain_repeats_the_trial_and_saves_a_loadable_model(
     model = load(model_path)  # a fresh load, as a user would
     assert _cross_entropy(model, x_val, y_val) == pytest.approx(metrics["val_loss"], rel=1e-4)
     assert model_path.with_suffix(".labels.txt").read_text().split() == names
+    # the held-out test split: evaluated once, for this model, and said to be so
+    assert 0 < metrics["test_loss"] < 10 and metrics["test_images"] > 0
+    assert "never used to choose or tune" in metrics["test_note"]
+    split = pd.read_csv(finished / "split.csv")
+    assert (split.subset == "test").sum() == metrics["test_images"]
 
 
 @pytest.mark.slow

@@ -24,6 +24,9 @@ class DataConfig(_Section):
     validation_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     split: Literal["stratified", "sorted"] = "stratified"
     group_pattern: str | None = None
+    # share of each class held out as a test split (from the training side), evaluated once
+    # for the final model by retrain/export; trials never see it
+    test_fraction: Annotated[float, Field(gt=0.0, lt=0.5)] | None = None
     seed: int = 0
     # digits only: which digits to use and how many training images per class
     digits_classes: list[Annotated[int, Field(ge=0, le=9)]] = Field(

@@ -59,7 +59,12 @@ def load_data(
             f"data.source: unknown source '{cfg.source}'; choose one of: "
             f"{', '.join(sorted(SOURCES))}"
         ) from None
-    return loader(cfg, cache_dir, rng_seed)
+    data = loader(cfg, cache_dir, rng_seed)
+    if cfg.test_fraction:
+        from overfit_search.data.holdout import hold_out_test
+
+        data = hold_out_test(data, cfg.test_fraction, cfg.seed if rng_seed is None else rng_seed)
+    return data
 
 
 __all__ = [

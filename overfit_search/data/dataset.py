@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ class ImageData:
         skipped: ``(file, reason)`` of every image that could not be read.
         content_hash: sha256 hex digest of the arrays, labels and class names (see
             :func:`content_hash`); computed when not given.
+        x_test: Held-out test images (``data.test_fraction``), or None; never seen by trials.
+        y_test: Their class indices.
         warnings: Warnings the loader logged (uneven group split, classes missing
             from a user-supplied validation folder). The ``split: sorted`` warning is
             not among them: the CLI logs :data:`~overfit_search.data.split.SORTED_SPLIT_WARNING`.
@@ -84,6 +87,12 @@ class ImageData:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     content_hash: str = ""
     warnings: list[str] = field(default_factory=list)
+    x_test: ImageArray | None = None
+    y_test: LabelArray | None = None
+
+    def without_test(self) -> ImageData:
+        """The same data with no test images (what trials get)."""
+        return dataclasses.replace(self, x_test=None, y_test=None)
 
     def __post_init__(self) -> None:
         if not self.content_hash:

@@ -409,7 +409,10 @@ def _run_locked(
             judge.seed(f"earlier-{t.number}", hist)
 
     tracker = SweepProgress(sweep.name, to_run, already=done_before, enabled=progress)
-    interrupted, broken = _run_tune(sweep, study, space, fixed, judge, data, out, to_run, tracker)
+    trial_data = data.without_test()  # the test split stays out of every trial
+    interrupted, broken = _run_tune(
+        sweep, study, space, fixed, judge, trial_data, out, to_run, tracker
+    )
 
     _fail_unfinished(study, tracker.numbers if sweep.study.storage else None, "interrupted")
     best = write_exports(study, sweep, out, fixed)
