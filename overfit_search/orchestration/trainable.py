@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import traceback
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,21 @@ from overfit_search.config.schema import Sweep
 from overfit_search.data.dataset import ImageData
 from overfit_search.orchestration.searcher import RESUME_KEY, TRIAL_NUMBER_KEY
 from overfit_search.search_space import trial_seed
+
+_OOM = ("ResourceExhaustedError", "MemoryError", "OutOfMemoryError", "XlaRuntimeError")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for the study: the error, with out-of-memory said plainly and how to avoid it."""
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", str(exc)).strip()
+    first = (text.splitlines() or [""])[0]
+    name = type(exc).__name__
+    if name in _OOM and (name != "XlaRuntimeError" or "RESOURCE_EXHAUSTED" in text):
+        return (
+            f"out of memory ({name}: {first[:300]}); lower train.batch_size or "
+            "data.image_size, or give each trial more of a GPU (resources.gpus_per_trial)"
+        )
+    return f"{name}: {first}"[:500]
 
 
 def train_trial(
@@ -46,7 +62,7 @@ def train_trial(
         run_trial(sweep, params, data, report, trial_dir, seed=seed)
     except Exception as exc:
         (trial_dir / "traceback.txt").write_text(traceback.format_exc())
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        reason = failure_reason(exc)
         nan = math.nan
         tune.report(
             {"epoch": last_epoch + 1, "val_loss": nan, "train_eval_loss": nan, "failed": reason}

@@ -111,3 +111,34 @@ def test_a_broken_setup_stops_the_sweep_after_five_alike_failures(
     assert "TrialError: timeout" in err
     trials = (tmp_path / "out" / "trials.csv").read_text().splitlines()[1:]
     assert 5 <= len(trials) <= 6  # at most the one already running when the fifth failed
+
+
+def test_out_of_memory_trials_fail_with_the_reason_and_the_sweep_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a head of 10^9 units asks TensorFlow for 384 GB: a real ResourceExhaustedError, at once
+    doc = {
+        "name": "oom",
+        "data": {"source": "digits", "digits_classes": [1, 2], "image_size": 12,
+                 "train_per_class": 8},
+        "model": {"backbone": "builtin:digits_cnn", "head": {"hidden_units": 10**9}},
+        "train": {"max_epochs": 2},
+        "study": {"trials": 2, "sampler": "random"},
+        "resources": {"max_concurrent": 1},
+    }  # fmt: skip
+    (tmp_path / "oom.yaml").write_text(yaml.safe_dump(doc))
+    rc = main(
+        ["run", str(tmp_path / "oom.yaml"), "--output", str(tmp_path / "out"), "--no-progress"]
+    )
+    assert rc == 1  # every trial failed: said, with the first reason
+    assert "out of memory (ResourceExhaustedError" in capsys.readouterr().err
+    study = optuna.load_study(
+        study_name="oom", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}"
+    )
+    assert len(study.trials) == 2  # the first OOM did not end the sweep
+    for trial in study.trials:
+        assert trial.user_attrs["fail_reason"].startswith("out of memory")
+        assert (
+            "ResourceExhaustedError"
+            in (tmp_path / "out" / "trials" / str(trial.number) / "traceback.txt").read_text()
+        )

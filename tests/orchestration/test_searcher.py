@@ -174,3 +174,25 @@ def test_a_success_among_the_first_five_keeps_the_sweep_going() -> None:
     for n in range(6):
         _run(searcher, stopper, f"t{n}", GOOD[:1], failed="OSError: flaky disk")
     assert searcher.broken is None
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (ValueError("bad image\nmore"), "ValueError: bad image"),
+        (MemoryError("cannot allocate"), "out of memory (MemoryError: cannot allocate); lower"),
+        (
+            type("ResourceExhaustedError", (Exception,), {})(
+                "{{function_node __wrapped__X}} OOM when allocating tensor with shape[96,10]"
+            ),
+            "out of memory (ResourceExhaustedError: OOM when allocating tensor with shape[96,10])",
+        ),
+    ],
+)
+def test_failure_reasons_are_one_line_and_say_out_of_memory(
+    exc: BaseException, expected: str
+) -> None:
+    from overfit_search.orchestration.trainable import failure_reason
+
+    reason = failure_reason(exc)
+    assert reason.startswith(expected) and "\n" not in reason
