@@ -255,7 +255,9 @@ def best_sweep(sweep: Sweep, trial: FrozenTrial, fixed: dict[str, Any]) -> dict[
         search[knob] = values[knob]
     doc["search"] = search
     doc["name"] = f"{sweep.name}-best"
-    doc["train"]["max_epochs"] = int(trial.user_attrs.get("best_epoch") or sweep.train.max_epochs)
+    epochs = int(trial.user_attrs.get("best_epoch") or sweep.train.max_epochs)
+    doc["train"]["max_epochs"] = epochs
+    doc["train"]["head_epochs"] = min(sweep.train.head_epochs, epochs)
     doc["study"]["trials"] = 1
     doc["study"].pop("storage", None)
     doc["train"]["seed"] = trial_seed(sweep, trial.number)

@@ -115,6 +115,8 @@ def retrain(
         The model after ``epochs`` epochs and its clean metrics.
     """
     run_sweep = sweep.model_copy(deep=True)
+    # head_epochs first: max_epochs may not fall below it (validated on assignment)
+    run_sweep.train.head_epochs = min(run_sweep.train.head_epochs, epochs)
     run_sweep.train.max_epochs = epochs
     run_sweep.train.keep_best_weights = 0
     run_sweep.train.trial_timeout = None

@@ -138,6 +138,10 @@ def _trainable_count(layer: keras.layers.Layer) -> int:
     return len(getattr(layer, "trainable_weights", []))
 
 
+def _epochs(first: int, last: int) -> str:
+    return f"epoch {first}" if first == last else f"epochs {first}-{last}"
+
+
 def run_trial(
     sweep: Sweep,
     params: dict[str, Any],
@@ -223,7 +227,7 @@ def run_trial(
         _compile(built.model, train.optimizer, learning_rate)
         _log(
             trial_dir,
-            f"phase 1 (head): epochs 1-{head_epochs}, whole backbone frozen "
+            f"phase 1 (head): {_epochs(1, head_epochs)}, whole backbone frozen "
             f"({_trainable_count(backbone.model)} trainable backbone weights), "
             f"learning rate {learning_rate:g}",
         )
@@ -234,7 +238,7 @@ def run_trial(
         learning_rate *= train.finetune_lr_factor
         _log(
             trial_dir,
-            f"phase 2 (fine-tune): epochs {head_epochs + 1}-{train.max_epochs}, backbone "
+            f"phase 2 (fine-tune): {_epochs(head_epochs + 1, train.max_epochs)}, backbone "
             f"layers frozen {frozen}/{built.backbone_layers} "
             f"({_trainable_count(backbone.model)} trainable backbone weights), "
             f"learning rate {learning_rate:g}",
