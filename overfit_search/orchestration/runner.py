@@ -244,6 +244,18 @@ class _Heartbeat:
         self.stop.set()
 
 
+def _drop_checkpoints(study: optuna.Study, out: Path) -> None:
+    """Delete epoch checkpoints no resume will need: all but unfinished, interrupted trials'."""
+    trials = study.get_trials(deepcopy=False)
+    rerun = {t.user_attrs.get(RESUMED_FROM) for t in trials if t.state.is_finished()}
+    for t in trials:
+        keep = t.state == TrialState.RUNNING or (
+            t.user_attrs.get("fail_reason") == "interrupted" and t.number not in rerun
+        )
+        if not keep:
+            (out / "trials" / str(t.number) / "checkpoint.weights.h5").unlink(missing_ok=True)
+
+
 def _requeue_interrupted(study: optuna.Study, limit: int) -> int:
     """Enqueue the configurations of interrupted trials again (once each); return how many."""
     trials = study.get_trials(deepcopy=False)
@@ -415,6 +427,7 @@ def _run_locked(
     )
 
     _fail_unfinished(study, tracker.numbers if sweep.study.storage else None, "interrupted")
+    _drop_checkpoints(study, out)
     best = write_exports(study, sweep, out, fixed)
     write_review(study, sweep, out)
     paths = {

@@ -59,7 +59,8 @@ def train_trial(
     # A re-run of an interrupted trial keeps that trial's seed: the same configuration again.
     seed = trial_seed(sweep, number if resume_from is None else int(resume_from))
     try:
-        run_trial(sweep, params, data, report, trial_dir, seed=seed)
+        earlier = None if resume_from is None else trial_dir.parent / str(resume_from)
+        run_trial(sweep, params, data, report, trial_dir, seed=seed, resume_from=earlier)
     except Exception as exc:
         (trial_dir / "traceback.txt").write_text(traceback.format_exc())
         reason = failure_reason(exc)

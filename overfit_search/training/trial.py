@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +35,9 @@ HISTORY_COLUMNS = (
     "epoch_seconds",
 )
 BEST_WEIGHTS = "best.weights.h5"
+CHECKPOINT = "checkpoint.weights.h5"
+"""The last epoch's weights, kept while a trial runs (deleted when it ends)."""
+CHECKPOINT_TMP = "checkpoint.tmp.weights.h5"
 
 
 class _EpochReporter(keras.callbacks.Callback):  # type: ignore[misc]
@@ -102,6 +106,10 @@ class _EpochReporter(keras.callbacks.Callback):  # type: ignore[misc]
             self.best = val_loss
             if self.keep_weights:
                 self.model.save_weights(self.trial_dir / BEST_WEIGHTS)
+        if finite:  # the last epoch's weights: an interrupted trial resumes from here
+            tmp = self.trial_dir / CHECKPOINT_TMP
+            self.model.save_weights(tmp)
+            tmp.replace(self.trial_dir / CHECKPOINT)
         self.report(row)
         if not finite:
             self.model.stop_training = True
@@ -150,6 +158,7 @@ def run_trial(
     trial_dir: Path,
     seed: int,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    resume_from: Path | None = None,
 ) -> keras.Model:
     """Train one configuration and report clean metrics after every epoch.
 
@@ -171,6 +180,9 @@ def run_trial(
         trial_dir: ``trials/<number>/``: log, history.csv and best-epoch weights go here.
         seed: Seeds weights init, shuffling, dropout and augmentation.
         callbacks: Extra Keras callbacks, run after the reporter in both phases.
+        resume_from: The folder of an interrupted trial of the same configuration and seed: its
+            epochs are reported again from its history.csv and training goes on from its last
+            epoch checkpoint (the optimizer's state starts afresh). Ignored without one.
 
     Returns:
         The model with the weights of the last epoch run.
@@ -179,8 +191,9 @@ def run_trial(
         TrialError: The trial ran past ``train.trial_timeout``.
     """
     trial_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("history.csv", BEST_WEIGHTS):
+    for stale in ("history.csv", BEST_WEIGHTS, CHECKPOINT):
         (trial_dir / stale).unlink(missing_ok=True)
+    done = _resumable(resume_from, sweep.train.max_epochs)
     keras.backend.clear_session()  # workers are reused across trials
     keras.utils.set_random_seed(seed)
     if sweep.train.mixed_precision:
@@ -208,6 +221,18 @@ def run_trial(
     )
     learning_rate = float(params["learning_rate"])
     head_epochs = min(train.head_epochs, train.max_epochs) if backbone is not None else 0
+    start = 0
+    if done:
+        assert resume_from is not None
+        start = len(done)
+        built.model.load_weights(resume_from / CHECKPOINT)
+        if (resume_from / BEST_WEIGHTS).exists():
+            shutil.copyfile(resume_from / BEST_WEIGHTS, trial_dir / BEST_WEIGHTS)
+        _log(trial_dir, f"resumed from {resume_from.name} after epoch {start} (its checkpoint)")
+        for row in done:  # the judge and the study see the whole run, from epoch 1
+            _append_history(trial_dir, row)
+            reporter.best = min(reporter.best, float(row["val_loss"]))
+            report(row)
 
     def fit(first_epoch: int, last_epoch: int) -> None:
         built.model.fit(
@@ -221,7 +246,11 @@ def run_trial(
             callbacks=[reporter, *callbacks],
         )
 
-    if head_epochs > 0:
+    if 0 < head_epochs <= start:  # resuming in the fine-tuning phase
+        assert backbone is not None
+        freeze(backbone, params.get("frozen_fraction"), params.get("frozen_layers"))
+        learning_rate *= train.finetune_lr_factor
+    elif head_epochs > 0:
         assert backbone is not None
         freeze(backbone, 1.0, None)  # the whole backbone: BN layers run in inference mode
         _compile(built.model, train.optimizer, learning_rate)
@@ -231,9 +260,9 @@ def run_trial(
             f"({_trainable_count(backbone.model)} trainable backbone weights), "
             f"learning rate {learning_rate:g}",
         )
-        fit(0, head_epochs)
+        fit(start, head_epochs)
         if head_epochs >= train.max_epochs or built.model.stop_training:
-            return built.model
+            return _finished(built.model, trial_dir)
         frozen = freeze(backbone, params.get("frozen_fraction"), params.get("frozen_layers"))
         learning_rate *= train.finetune_lr_factor
         _log(
@@ -244,5 +273,28 @@ def run_trial(
             f"learning rate {learning_rate:g}",
         )
     _compile(built.model, train.optimizer, learning_rate)
-    fit(head_epochs, train.max_epochs)
-    return built.model
+    fit(max(head_epochs, start), train.max_epochs)
+    return _finished(built.model, trial_dir)
+
+
+def _finished(model: keras.Model, trial_dir: Path) -> keras.Model:
+    (trial_dir / CHECKPOINT).unlink(missing_ok=True)  # only an interrupted trial keeps one
+    return model
+
+
+def _resumable(folder: Path | None, max_epochs: int) -> list[dict[str, Any]]:
+    """The epochs an interrupted trial finished, if it left a checkpoint of the last one."""
+    if folder is None or not (folder / CHECKPOINT).is_file():
+        return []
+    try:
+        with (folder / "history.csv").open(newline="") as fh:
+            rows = [
+                {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
+                for row in csv.DictReader(fh)
+            ]
+    except (OSError, ValueError):
+        return []
+    rows = [r for r in rows if math.isfinite(r["val_loss"]) and math.isfinite(r["train_eval_loss"])]
+    if not rows or [r["epoch"] for r in rows] != list(range(1, len(rows) + 1)):
+        return []
+    return rows[: max_epochs - 1]

@@ -97,6 +97,11 @@ def _resume_and_check(
     for t in interrupted:
         assert t.number in reruns, t.number
         assert reruns[t.number].params == t.params
+        # ...from the interrupted trial's last epoch checkpoint when it finished an epoch
+        old_history = out / "trials" / str(t.number) / "history.csv"
+        if old_history.exists() and len(old_history.read_text().splitlines()) > 1:
+            log = (out / "trials" / str(reruns[t.number].number) / "trial.log").read_text()
+            assert f"resumed from {t.number} after epoch" in log
     return study
 
 

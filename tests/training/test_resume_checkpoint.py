@@ -1,0 +1,73 @@
+"""An interrupted trial resumes from its last epoch checkpoint, in either training phase."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from overfit_search.data import load_data
+from overfit_search.training.trial import CHECKPOINT, run_trial
+from tests.training.test_two_phase import PARAMS, _Recorder, _sweep
+
+
+class _InterruptError(Exception):
+    pass
+
+
+def _interrupted_after(epochs: int) -> Any:
+    rows: list[dict[str, Any]] = []
+
+    def report(row: dict[str, Any]) -> None:
+        rows.append(row)
+        if row["epoch"] == epochs:
+            raise _InterruptError  # as a killed driver would leave it: after this epoch's checkpoint
+
+    return rows, report
+
+
+@pytest.mark.parametrize(
+    ("head_epochs", "stop_after", "trainable_after"),
+    [(0, 2, [4, 4]), (3, 2, [0, 4]), (2, 3, [4])],  # plain; inside phase 1; inside phase 2
+)
+def test_resume_replays_the_finished_epochs_and_trains_the_rest(
+    tmp_path: Path, head_epochs: int, stop_after: int, trainable_after: list[int]
+) -> None:
+    sweep = _sweep(head_epochs=head_epochs, max_epochs=4)
+    data = load_data(sweep.data)
+    first, report = _interrupted_after(stop_after)
+    with pytest.raises(_InterruptError):
+        run_trial(sweep, PARAMS, data, report, tmp_path / "0", seed=3)
+    assert (tmp_path / "0" / CHECKPOINT).is_file()
+
+    rows: list[dict[str, Any]] = []
+    recorder = _Recorder()
+    run_trial(
+        sweep, PARAMS, data, rows.append, tmp_path / "1", seed=3,
+        callbacks=[recorder], resume_from=tmp_path / "0",
+    )  # fmt: skip
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    for before, again in zip(first, rows[:stop_after], strict=True):
+        assert again["val_loss"] == pytest.approx(before["val_loss"])  # replayed, not retrained
+    assert recorder.epochs == list(range(stop_after + 1, 5))  # only the rest was trained
+    assert recorder.backbone_trainable == trainable_after
+    assert all(math.isfinite(r["val_loss"]) for r in rows)
+    assert f"resumed from 0 after epoch {stop_after}" in (tmp_path / "1" / "trial.log").read_text()
+    assert not (tmp_path / "1" / CHECKPOINT).exists()  # a finished trial keeps no checkpoint
+    history = (tmp_path / "1" / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 4
+
+
+def test_without_a_checkpoint_the_trial_starts_afresh(tmp_path: Path) -> None:
+    sweep = _sweep(head_epochs=0, max_epochs=2)
+    data = load_data(sweep.data)
+    (tmp_path / "0").mkdir()
+    rows: list[dict[str, Any]] = []
+    recorder = _Recorder()
+    run_trial(
+        sweep, PARAMS, data, rows.append, tmp_path / "1", seed=3,
+        callbacks=[recorder], resume_from=tmp_path / "0",
+    )  # fmt: skip
+    assert recorder.epochs == [1, 2]
