@@ -23,7 +23,7 @@ def _interrupted_after(epochs: int) -> Any:
     def report(row: dict[str, Any]) -> None:
         rows.append(row)
         if row["epoch"] == epochs:
-            raise _InterruptError  # as a killed driver would leave it: after this epoch's checkpoint
+            raise _InterruptError  # as a killed driver leaves it: after the checkpoint
 
     return rows, report
 
