@@ -151,7 +151,7 @@ def test_summary_line_and_tables(tmp_path: Path) -> None:
     results, budget_results, budgets = bench.run_benchmark(loaded, seeds=[0, 1])
     full = 8 * EPOCHS
     line = bench.summary_line(results, full)
-    assert re.fullmatch(r"summary:( [a-z+-]+ \d\.\d\d/\d+\.\d{3})+", line), line
+    assert re.fullmatch(r"summary:( [a-z0-9+-]+ \d\.\d\d/\d+\.\d{3})+", line), line
     assert " none 1.00/1.000" in line
     assert line.startswith("summary: gl ")
     assert "asha @ gl budget" in budget_results and "gl @ asha budget" in budget_results
