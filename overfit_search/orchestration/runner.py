@@ -484,6 +484,10 @@ def _ray_init(sweep: Sweep) -> bool:
         "TF_FORCE_GPU_ALLOW_GROWTH": "true",  # fractional GPUs: packed trials share memory
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
         "PYTHONWARNINGS": "ignore",
+        # a stopped trial ends at its next batch (training/trial.py), but the clean metrics
+        # after an epoch can take a while on big data: wait for it before reusing the worker,
+        # or Ray fails the next trial ("reuse requires reset_config() ... return True")
+        "TUNE_FUNCTION_THREAD_TIMEOUT_S": "600",
     }
     for key in ("KERAS_BACKEND", "OVERFIT_SEARCH_CACHE", "TFHUB_CACHE_DIR", "TF_CPP_MIN_LOG_LEVEL"):
         if key in os.environ:

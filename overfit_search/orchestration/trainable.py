@@ -31,6 +31,18 @@ def failure_reason(exc: BaseException) -> str:
     return f"{name}: {first}"[:500]
 
 
+def _stop_requested() -> bool:
+    """Whether Ray has asked this trial to stop (it sets the session's stop event first, then
+    waits TUNE_FUNCTION_THREAD_TIMEOUT_S for the training thread before reusing the worker)."""
+    try:
+        from ray.train._internal.session import get_session
+
+        session = get_session()
+        return bool(session is not None and session.stop_event.is_set())
+    except Exception:  # private Ray API (pinned <2.61): without it, epochs end as before
+        return False
+
+
 def train_trial(
     config: dict[str, Any], data: ImageData, sweep_json: dict[str, Any], output: str
 ) -> None:
@@ -40,7 +52,7 @@ def train_trial(
     is kept in ``trials/<number>/traceback.txt``) instead of crashing the Ray trial, so the
     reason reaches the study. Ray's own stop request (``SystemExit``) passes through.
     """
-    from overfit_search.training.trial import run_trial  # Keras loads in the worker only
+    from overfit_search.training.trial import TrialStopped, run_trial  # Keras: worker only
 
     params = dict(config)
     number = int(params.pop(TRIAL_NUMBER_KEY))
@@ -60,7 +72,18 @@ def train_trial(
     seed = trial_seed(sweep, number if resume_from is None else int(resume_from))
     try:
         earlier = None if resume_from is None else trial_dir.parent / str(resume_from)
-        run_trial(sweep, params, data, report, trial_dir, seed=seed, resume_from=earlier)
+        run_trial(
+            sweep,
+            params,
+            data,
+            report,
+            trial_dir,
+            seed=seed,
+            resume_from=earlier,
+            should_stop=_stop_requested,
+        )
+    except TrialStopped:
+        return  # stopped by the stopper or the scheduler: already recorded from its reports
     except Exception as exc:
         (trial_dir / "traceback.txt").write_text(traceback.format_exc())
         reason = failure_reason(exc)

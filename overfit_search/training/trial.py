@@ -40,6 +40,23 @@ CHECKPOINT = "checkpoint.weights.h5"
 CHECKPOINT_TMP = "checkpoint.tmp.weights.h5"
 
 
+class TrialStopped(Exception):  # noqa: N818  (a request, not an error)
+    """The orchestrator asked the trial to stop; raised between two batches."""
+
+
+class _StopCheck(keras.callbacks.Callback):  # type: ignore[misc]
+    """Ends training at the next batch once ``should_stop()`` says so (not at the epoch's end:
+    an epoch can take an hour, and the worker is wanted for the next trial)."""
+
+    def __init__(self, should_stop: Callable[[], bool]) -> None:
+        super().__init__()
+        self.should_stop = should_stop
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.should_stop():
+            raise TrialStopped
+
+
 class _EpochReporter(keras.callbacks.Callback):  # type: ignore[misc]
     """Measures the clean metrics after every epoch and hands them to ``report``."""
 
@@ -159,6 +176,7 @@ def run_trial(
     seed: int,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     resume_from: Path | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> keras.Model:
     """Train one configuration and report clean metrics after every epoch.
 
@@ -183,12 +201,15 @@ def run_trial(
         resume_from: The folder of an interrupted trial of the same configuration and seed: its
             epochs are reported again from its history.csv and training goes on from its last
             epoch checkpoint (the optimizer's state starts afresh). Ignored without one.
+        should_stop: Polled after every batch; when it returns True the trial ends at once
+            (:class:`TrialStopped`), with no report for the unfinished epoch.
 
     Returns:
         The model with the weights of the last epoch run.
 
     Raises:
         TrialError: The trial ran past ``train.trial_timeout``.
+        TrialStopped: ``should_stop`` said so.
     """
     trial_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("history.csv", BEST_WEIGHTS, CHECKPOINT):
@@ -234,6 +255,8 @@ def run_trial(
             reporter.best = min(reporter.best, float(row["val_loss"]))
             report(row)
 
+    stop_check = [_StopCheck(should_stop)] if should_stop is not None else []
+
     def fit(first_epoch: int, last_epoch: int) -> None:
         built.model.fit(
             data.x_train,
@@ -243,7 +266,7 @@ def run_trial(
             epochs=last_epoch,
             shuffle=True,
             verbose=0,
-            callbacks=[reporter, *callbacks],
+            callbacks=[*stop_check, reporter, *callbacks],
         )
 
     if 0 < head_epochs <= start:  # resuming in the fine-tuning phase

@@ -71,3 +71,22 @@ def test_without_a_checkpoint_the_trial_starts_afresh(tmp_path: Path) -> None:
         callbacks=[recorder], resume_from=tmp_path / "0",
     )  # fmt: skip
     assert recorder.epochs == [1, 2]
+
+
+def test_a_stop_request_ends_the_trial_between_batches(tmp_path: Path) -> None:
+    from overfit_search.training.trial import TrialStopped
+
+    sweep = _sweep(head_epochs=0, max_epochs=4)
+    data = load_data(sweep.data)
+    rows: list[dict[str, Any]] = []
+    polls = 0
+
+    def should_stop() -> bool:  # asked after the first batch of epoch 2 (2 batches an epoch)
+        nonlocal polls
+        polls += 1
+        return polls > 2
+
+    with pytest.raises(TrialStopped):
+        run_trial(sweep, PARAMS, data, rows.append, tmp_path, seed=0, should_stop=should_stop)
+    assert [r["epoch"] for r in rows] == [1]  # no report for the unfinished epoch
+    assert len((tmp_path / "history.csv").read_text().splitlines()) == 2
