@@ -45,16 +45,22 @@ class TrialStopped(Exception):  # noqa: N818  (a request, not an error)
 
 
 class _StopCheck(keras.callbacks.Callback):  # type: ignore[misc]
-    """Ends training at the next batch once ``should_stop()`` says so (not at the epoch's end:
-    an epoch can take an hour, and the worker is wanted for the next trial)."""
+    """Checked after every batch, not only at the epoch's end (an epoch can take an hour):
+    ends training when ``should_stop()`` says so, or fails it past ``train.trial_timeout``."""
 
-    def __init__(self, should_stop: Callable[[], bool]) -> None:
+    def __init__(self, should_stop: Callable[[], bool] | None, timeout: float | None) -> None:
         super().__init__()
         self.should_stop = should_stop
+        self.timeout = timeout
+        self.started = time.monotonic()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.should_stop():
+        if self.should_stop is not None and self.should_stop():
             raise TrialStopped
+        if self.timeout is not None and time.monotonic() - self.started > self.timeout:
+            raise TrialError(
+                f"timeout: ran past train.trial_timeout={self.timeout:g}s (during a batch)"
+            )
 
 
 class _EpochReporter(keras.callbacks.Callback):  # type: ignore[misc]
@@ -255,7 +261,7 @@ def run_trial(
             reporter.best = min(reporter.best, float(row["val_loss"]))
             report(row)
 
-    stop_check = [_StopCheck(should_stop)] if should_stop is not None else []
+    stop_check = [_StopCheck(should_stop, train.trial_timeout)]
 
     def fit(first_epoch: int, last_epoch: int) -> None:
         built.model.fit(

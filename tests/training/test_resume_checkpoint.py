@@ -90,3 +90,14 @@ def test_a_stop_request_ends_the_trial_between_batches(tmp_path: Path) -> None:
         run_trial(sweep, PARAMS, data, rows.append, tmp_path, seed=0, should_stop=should_stop)
     assert [r["epoch"] for r in rows] == [1]  # no report for the unfinished epoch
     assert len((tmp_path / "history.csv").read_text().splitlines()) == 2
+
+
+def test_trial_timeout_is_checked_between_batches_not_only_after_epochs(tmp_path: Path) -> None:
+    from overfit_search.errors import TrialError
+
+    sweep = _sweep(head_epochs=0, max_epochs=4)
+    sweep.train.trial_timeout = 1e-6
+    rows: list[dict[str, Any]] = []
+    with pytest.raises(TrialError, match=r"trial_timeout=1e-06s \(during a batch\)"):
+        run_trial(sweep, PARAMS, load_data(sweep.data), rows.append, tmp_path, seed=0)
+    assert rows == []  # it never reached the end of its first epoch
