@@ -1,0 +1,76 @@
+"""Live sweeps of the digits demo under each stopping policy, to hold the replay against reality.
+
+Runs ``sweeps/demo.yaml`` through the real CLI (Ray Tune + Optuna TPE + Keras) once per policy
+(``gl``: the demo as shipped; ``none``: no stopping; ``asha``: Ray's ASHA with no overfit rule;
+``gl+asha``: both) and prints, per policy, the epochs run as a fraction of trials x max_epochs, the
+best val_loss and its gap, and the wall time. Run::
+
+    OVERFIT_SEARCH_CACHE=... nice -n 10 python bench/live.py [--trials 24] [--out /tmp/live]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from overfit_search.cli import main as cli
+
+ROOT = Path(__file__).resolve().parents[1]
+ASHA = {"name": "asha", "grace_period": 2, "reduction_factor": 3}
+POLICIES: dict[str, dict[str, Any]] = {
+    "gl": {},
+    "none": {"rule": {"name": "none"}},
+    "asha": {"rule": {"name": "none"}, "scheduler": ASHA},
+    "gl+asha": {"scheduler": ASHA},
+}
+
+
+def run(policy: str, trials: int, out: Path) -> dict[str, Any]:
+    """One live sweep; its figures."""
+    doc = yaml.safe_load((ROOT / "sweeps" / "demo.yaml").read_text())
+    doc["pruning"] = {**doc.get("pruning", {}), **POLICIES[policy]}
+    doc["study"]["trials"] = trials
+    doc["name"] = f"demo-{policy.replace('+', '-')}"
+    sweep = out / f"{doc['name']}.yaml"
+    sweep.write_text(yaml.safe_dump(doc, sort_keys=False))
+    started = time.monotonic()
+    rc = cli(["run", str(sweep), "--output", str(out / doc["name"]), "--no-progress"])
+    seconds = time.monotonic() - started
+    table = pd.read_csv(out / doc["name"] / "trials.csv")
+    done = table[table.state.isin(["COMPLETE", "PRUNED"])]
+    best = done.loc[done.best_val_loss.idxmin()]
+    return {
+        "policy": policy,
+        "rc": rc,
+        "epochs": int(table.epochs_run.fillna(0).sum()),
+        "fraction": table.epochs_run.fillna(0).sum() / (trials * doc["train"]["max_epochs"]),
+        "best_val_loss": float(best.best_val_loss),
+        "gap_at_best": float(best.gap),
+        "chosen_val_loss": float(table.loc[table.value.idxmin()].best_val_loss),
+        "seconds": round(seconds),
+    }
+
+
+def main() -> None:
+    """Run every policy and print a markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trials", type=int, default=24)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/overfit-search-live"))
+    parser.add_argument("--policies", nargs="*", default=list(POLICIES))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = [run(p, args.trials, args.out) for p in args.policies]
+    print("| " + " | ".join(rows[0]) + " |")
+    print("|" + "---|" * len(rows[0]))
+    for row in rows:
+        cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
