@@ -222,6 +222,15 @@ def _fmt(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _unsafe_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--unsafe-load",
+        action="store_true",
+        help="load file: backbones with Keras's safe mode off (Lambda layers run code: only "
+        "for files you trust)",
+    )
+
+
 def _by_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--by",
@@ -254,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="delete the study in the output first"
     )
     run.add_argument("--no-progress", action="store_true", help="no live table")
+    _unsafe_argument(run)
     run.set_defaults(func=_cmd_run)
 
     validate = sub.add_parser("validate", help="check a sweep file (no TensorFlow or Ray loaded)")
@@ -299,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retrain.add_argument("--force", action="store_true", help="replace an existing model file")
     _by_argument(retrain)
+    _unsafe_argument(retrain)
     retrain.set_defaults(func=_cmd_retrain)
 
     export = sub.add_parser(
@@ -309,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--trial", type=int, help="export this trial instead of the best")
     export.add_argument("--force", action="store_true", help="replace an existing model file")
     _by_argument(export)
+    _unsafe_argument(export)
     export.set_defaults(func=_cmd_export)
 
     confirm = sub.add_parser(
@@ -317,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     confirm.add_argument("results", help="results directory")
     confirm.add_argument("--top", type=positive_int, default=3, help="trials (default 3)")
     confirm.add_argument("--seeds", type=positive_int, default=3, help="seeds (default 3)")
+    _unsafe_argument(confirm)
     confirm.set_defaults(func=_cmd_confirm)
 
     from overfit_search import check_data, diagnose
@@ -330,6 +343,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI in-process and return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    unsafe = bool(getattr(args, "unsafe_load", False))
+    if unsafe:
+        # read where model files load: here and in every Ray worker (runner passes it on)
+        os.environ["OVERFIT_SEARCH_UNSAFE_LOAD"] = "1"
     # TensorFlow's C++ start-up chatter (no CUDA, CPU flags) is not for users; errors still raise.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.debug else "3")
     logging.basicConfig(
@@ -349,6 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if unsafe:  # in-process callers (tests, notebooks) do not keep it
+            os.environ.pop("OVERFIT_SEARCH_UNSAFE_LOAD", None)
 
 
 def main_entry() -> None:

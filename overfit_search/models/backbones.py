@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,14 +54,24 @@ def _application(cfg: ModelConfig, image_size: int) -> Backbone:
     return Backbone(model, spec.preprocess)
 
 
+UNSAFE_LOAD_ENV = "OVERFIT_SEARCH_UNSAFE_LOAD"
+"""``1`` (set by ``--unsafe-load``): model files load with Keras's safe mode off."""
+
+
 def _file(cfg: ModelConfig, image_size: int) -> Backbone:
     target, _, layer = cfg.backbone[len("file:") :].partition("#")
     path = Path(target)
     if not path.is_file():
         raise ConfigError(f"model.backbone: no model file at {path}")
+    unsafe = os.environ.get(UNSAFE_LOAD_ENV) == "1"
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
     except Exception as exc:
+        if "Lambda" in str(exc) and "safe_mode" in str(exc):
+            raise ConfigError(
+                f"model.backbone: {path} holds a Lambda layer, whose Python code would run on "
+                "load; Keras's safe mode refuses it. If you trust the file, pass --unsafe-load"
+            ) from None
         raise ConfigError(f"model.backbone: cannot load {path}: {exc}") from exc
     if layer:
         try:

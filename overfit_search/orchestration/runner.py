@@ -489,7 +489,8 @@ def _ray_init(sweep: Sweep) -> bool:
         # or Ray fails the next trial ("reuse requires reset_config() ... return True")
         "TUNE_FUNCTION_THREAD_TIMEOUT_S": "600",
     }
-    for key in ("KERAS_BACKEND", "OVERFIT_SEARCH_CACHE", "TFHUB_CACHE_DIR", "TF_CPP_MIN_LOG_LEVEL"):
+    passed = ("KERAS_BACKEND", "OVERFIT_SEARCH_CACHE", "OVERFIT_SEARCH_UNSAFE_LOAD")
+    for key in (*passed, "TFHUB_CACHE_DIR", "TF_CPP_MIN_LOG_LEVEL"):
         if key in os.environ:
             env[key] = os.environ[key]
     address = sweep.resources.ray_address or "local"  # never attach to a stale `ray start`

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -7,6 +8,8 @@ import numpy as np
 import pytest
 
 from overfit_search.config import sweep_from_dict
+from overfit_search.config.schema import ModelConfig
+from overfit_search.errors import ConfigError
 from overfit_search.models.backbones import build_backbone, freeze
 from overfit_search.models.build import build_model
 from overfit_search.models.layers import Preprocess
@@ -92,3 +95,20 @@ def test_attention_head_and_hidden_units() -> None:
     assert model.get_layer("attention").num_heads == 2
     assert model.get_layer("hidden").units == 8
     assert model.predict(np.zeros((1, 32, 32, 3)), verbose=0).shape == (1, 4)
+
+
+def test_a_model_file_with_a_lambda_layer_needs_unsafe_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from overfit_search.models.backbones import UNSAFE_LOAD_ENV
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(inputs)
+    x = keras.layers.Conv2D(4, 3, name="conv")(x)
+    keras.Model(inputs, x).save(tmp_path / "lam.keras")
+    cfg = ModelConfig(backbone=f"file:{tmp_path / 'lam.keras'}")
+    monkeypatch.delenv(UNSAFE_LOAD_ENV, raising=False)
+    with pytest.raises(ConfigError, match=r"holds a Lambda layer.*pass --unsafe-load"):
+        build_backbone(cfg, 16)
+    monkeypatch.setenv(UNSAFE_LOAD_ENV, "1")
+    assert build_backbone(cfg, 16).model.get_layer("double") is not None
