@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 import traceback
 from pathlib import Path
@@ -61,6 +62,12 @@ def train_trial(
     trial_dir = Path(output) / "trials" / str(number)
     trial_dir.mkdir(parents=True, exist_ok=True)
     (trial_dir / "traceback.txt").unlink(missing_ok=True)
+    import ray
+
+    with (trial_dir / "trial.log").open("a") as fh:  # the resources Ray gave this trial
+        gpus = ray.get_gpu_ids()
+        fh.write(f"ray resources: GPU ids {gpus}, CUDA_VISIBLE_DEVICES "
+                 f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}\n")  # fmt: skip
     last_epoch = 0
 
     def report(row: dict[str, Any]) -> None:
