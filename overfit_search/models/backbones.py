@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,10 +96,11 @@ def _tfhub(cfg: ModelConfig, image_size: int) -> Backbone:
         )
     handle = cfg.backbone[len("tfhub:") :]
     path = Path(handle)
+    cache = os.environ.get("TFHUB_CACHE_DIR")
+    if not path.is_dir() and cache:
+        # tensorflow_hub keeps a downloaded handle in TFHUB_CACHE_DIR/<sha1 of the handle>
+        path = Path(cache) / hashlib.sha1(handle.encode("utf-8")).hexdigest()
     if not path.is_dir():
-        import os
-
-        cache = os.environ.get("TFHUB_CACHE_DIR")
         raise ConfigError(
             f"model.backbone: TF-Hub module {handle} is not a local SavedModel directory"
             + (f" (TFHUB_CACHE_DIR={cache})" if cache else " (set TFHUB_CACHE_DIR for handles)")
