@@ -95,6 +95,9 @@ def _resume_and_check(
         t.user_attrs["resumed_from"]: t for t in after.values() if "resumed_from" in t.user_attrs
     }
     for t in interrupted:
+        if not t.params:  # killed between Optuna's ask and its sampling: nothing ran, no config
+            assert not t.intermediate_values
+            continue
         assert t.number in reruns, t.number
         assert reruns[t.number].params == t.params
         # ...from the interrupted trial's last epoch checkpoint when it finished an epoch
