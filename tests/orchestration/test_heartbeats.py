@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -39,9 +40,22 @@ def test_resume_on_shared_storage_fails_only_trials_whose_driver_is_gone(tmp_pat
     storage.record_heartbeat(dead._trial_id)
     storage.record_heartbeat(live._trial_id)
     time.sleep(4.5)
-    storage.record_heartbeat(live._trial_id)
+    # the live driver goes on beating while ours runs, as a live driver does
+    alive = threading.Event()
 
-    rc = main(["run", str(sweep), "--output", str(tmp_path / "out"), "--no-progress", "--resume"])
+    def beat() -> None:
+        while not alive.wait(0.5):
+            storage.record_heartbeat(live._trial_id)
+
+    storage.record_heartbeat(live._trial_id)
+    beating = threading.Thread(target=beat, daemon=True)
+    beating.start()
+    try:
+        out = tmp_path / "out"
+        rc = main(["run", str(sweep), "--output", str(out), "--no-progress", "--resume"])
+    finally:
+        alive.set()
+        beating.join()
     assert rc == 0
     trials = {t.number: t for t in optuna.load_study(study_name="hb", storage=url).get_trials()}
     assert trials[dead.number].state == TrialState.FAIL
