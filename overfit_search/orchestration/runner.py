@@ -229,11 +229,11 @@ class _Heartbeat:
     def _loop(self) -> None:
         interval = self.storage.heartbeat_interval or 30
         while not self.stop.wait(interval):
-            for trial_id in self.running():
-                try:
+            try:  # the searcher's dict may change under us; a database hiccup may happen
+                for trial_id in self.running():
                     self.storage.record_heartbeat(trial_id)
-                except Exception:  # a database hiccup must not kill the sweep
-                    logger.debug("heartbeat of trial %s failed", trial_id, exc_info=True)
+            except Exception:  # never kill the beating: the next interval tries again
+                logger.debug("heartbeat failed", exc_info=True)
 
     def __enter__(self) -> _Heartbeat:
         if getattr(self.storage, "heartbeat_interval", None):
