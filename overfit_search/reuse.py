@@ -81,7 +81,7 @@ def resolve(path: str | Path, number: int | None = None, by: str = "value") -> S
         ConfigError: Not a results directory or a fixed sweep file; unknown trial; no
             confirm.csv for ``by="confirmed"``.
     """
-    from overfit_search.results.exports import load_results, pick_trial, trial_params
+    from overfit_search.results.exports import load_results, pick_trial, seed_of, trial_params
 
     where = Path(path)
     if where.is_dir():
@@ -91,7 +91,7 @@ def resolve(path: str | Path, number: int | None = None, by: str = "value") -> S
         trial = pick_trial(study, sweep, number)
         epochs = int(trial.user_attrs.get("best_epoch") or sweep.train.max_epochs)
         return Source(
-            sweep, trial_params(sweep, trial), epochs, trial_seed(sweep, trial.number), trial, where
+            sweep, trial_params(sweep, trial), epochs, seed_of(sweep, trial), trial, where
         )
     if number is not None or by != "value":
         raise ConfigError(f"{where}: --trial and --by need a results directory")
@@ -232,7 +232,7 @@ def confirm(out: Path, top: int, seeds: int) -> pd.DataFrame:
     Returns:
         One row per trial: number, the trial's val_loss and gap, mean/sd over runs, n.
     """
-    from overfit_search.results.exports import load_results, trial_params
+    from overfit_search.results.exports import load_results, seed_of, trial_params
     from overfit_search.training import final
 
     sweep, study = load_results(out)
@@ -244,13 +244,13 @@ def confirm(out: Path, top: int, seeds: int) -> pd.DataFrame:
     for trial in ranked:
         a = trial.user_attrs
         runs.append(
-            {"trial": trial.number, "seed": trial_seed(sweep, trial.number), "rerun": False,
+            {"trial": trial.number, "seed": seed_of(sweep, trial), "rerun": False,
              "val_loss": a.get("best_val_loss"), "gap": a.get("gap"),
              "best_epoch": a.get("best_epoch")}
         )  # fmt: skip
         epochs = int(a.get("epochs_run") or sweep.train.max_epochs)
         for k in range(1, seeds + 1):
-            seed = trial_seed(sweep, trial.number) + 7919 * k
+            seed = seed_of(sweep, trial) + 7919 * k
             made = final.retrain(sweep, trial_params(sweep, trial), data, epochs, seed)
             best = min(made.history, key=lambda row: row["val_loss"])
             runs.append(

@@ -235,3 +235,19 @@ def test_confirm_reseeds_the_top_trial_and_best_can_pick_by_it(
     chosen = int(table.sort_values("mean_val_loss").trial.iloc[0])
     trials = pd.read_csv(finished / "trials.csv").set_index("number")
     assert doc["search"]["dropout"] == pytest.approx(trials.loc[chosen, "param_dropout"])
+
+
+@pytest.mark.parametrize(("attrs", "number", "expected"), [({}, 4, 4), ({"resumed_from": 1}, 4, 1)])
+def test_a_rerun_of_an_interrupted_trial_is_retrained_with_its_seed(
+    attrs: dict[str, Any], number: int, expected: int
+) -> None:
+    from optuna.trial import TrialState, create_trial
+
+    from overfit_search.config import sweep_from_dict
+    from overfit_search.results.exports import seed_of
+    from overfit_search.search_space import trial_seed
+
+    sweep = sweep_from_dict(tiny_sweep(study={"seed": 7}))
+    trial = create_trial(state=TrialState.COMPLETE, value=0.3, user_attrs=attrs)
+    trial.number = number
+    assert seed_of(sweep, trial) == trial_seed(sweep, expected)

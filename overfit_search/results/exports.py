@@ -246,6 +246,11 @@ def trial_params(sweep: Sweep, trial: FrozenTrial) -> dict[str, Any]:
     return {**split_space(sweep.search)[1], **trial.params}
 
 
+def seed_of(sweep: Sweep, trial: FrozenTrial) -> int:
+    """The seed the trial trained with (a re-run of an interrupted trial keeps that one's)."""
+    return trial_seed(sweep, int(trial.user_attrs.get("resumed_from", trial.number)))
+
+
 def best_sweep(sweep: Sweep, trial: FrozenTrial, fixed: dict[str, Any]) -> dict[str, Any]:
     """A complete sweep file with the trial's values fixed and max_epochs = its best epoch."""
     doc = sweep.model_dump(mode="json", exclude_none=True)
@@ -260,7 +265,7 @@ def best_sweep(sweep: Sweep, trial: FrozenTrial, fixed: dict[str, Any]) -> dict[
     doc["train"]["head_epochs"] = min(sweep.train.head_epochs, epochs)
     doc["study"]["trials"] = 1
     doc["study"].pop("storage", None)
-    doc["train"]["seed"] = trial_seed(sweep, trial.number)
+    doc["train"]["seed"] = seed_of(sweep, trial)
     return doc
 
 
