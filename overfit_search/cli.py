@@ -105,20 +105,14 @@ def _cmd_best(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from overfit_search.results.dashboard import save_figures
     from overfit_search.results.exports import load_results, write_exports
-    from overfit_search.results.report import write_report
+    from overfit_search.results.report import write_review
     from overfit_search.search_space import split_space
 
     out = Path(args.results)
     sweep, study = load_results(out)
     write_exports(study, sweep, out, split_space(sweep.search)[1])
-    path = write_report(out, study)
-    if not args.no_dashboard:
-        import pandas as pd
-
-        histories = pd.read_csv(out / "histories.csv")
-        save_figures(study, pd.read_csv(out / "trials.csv"), histories, sweep)
+    path = write_review(out, study, dashboard=not args.no_dashboard)
     print(f"Report: {path} (figures in {path.parent / 'figures'})")
     return 0
 

@@ -88,27 +88,18 @@ def _check_data(data: ImageData, out: Path) -> None:
         logger.warning("%s", warning)
 
 
-def write_review(study: optuna.Study, sweep: Sweep, out: Path) -> None:
+def write_review(study: optuna.Study, out: Path) -> None:
     """report.html, its PNGs and the dashboard's figures; a failure here never fails the sweep."""
-    from overfit_search.results.dashboard import save_figures
-    from overfit_search.results.report import write_report
+    from overfit_search.results.report import write_review as write
 
     try:
-        write_report(out, study)
-        save_figures(study, pd.read_csv(out / "trials.csv"), _histories(out), sweep)
+        write(out, study)
     except Exception:  # the trials are safe in the study; the review can be rebuilt
         logger.warning(
             "could not write the report (rebuild it with `overfit-search report %s`)",
             out,
             exc_info=True,
         )
-
-
-def _histories(out: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(out / "histories.csv")
-    except (FileNotFoundError, pd.errors.EmptyDataError):
-        return pd.DataFrame(columns=["trial", "epoch"])
 
 
 def storage_url(sweep: Sweep, out: Path) -> str:
@@ -429,7 +420,7 @@ def _run_locked(
     _fail_unfinished(study, tracker.numbers if sweep.study.storage else None, "interrupted")
     _drop_checkpoints(study, out)
     best = write_exports(study, sweep, out, fixed)
-    write_review(study, sweep, out)
+    write_review(study, out)
     paths = {
         n: out / n
         for n in (

@@ -587,8 +587,36 @@ def write_report(out: Path, study: optuna.Study | None = None) -> Path:
     Raises:
         ConfigError: ``out`` is not a results directory or holds no study.
     """
-    out = Path(out)
-    results = read_results(out, study)
+    return _write(read_results(Path(out), study))
+
+
+def write_review(out: Path, study: optuna.Study | None = None, *, dashboard: bool = True) -> Path:
+    """:func:`write_report`, and the same figures saved into the study for optuna-dashboard.
+
+    The results directory is read once for both.
+
+    Args:
+        out: The directory ``run`` wrote.
+        study: The study when already open.
+        dashboard: Also save the figures and the study note into the study.
+
+    Returns:
+        The path of report.html.
+
+    Raises:
+        ConfigError: ``out`` is not a results directory or holds no study.
+    """
+    results = read_results(Path(out), study)
+    path = _write(results)
+    if dashboard:
+        from overfit_search.results.dashboard import save_figures
+
+        save_figures(results.study, results.trials, results.histories, results.sweep)
+    return path
+
+
+def _write(results: Results) -> Path:
+    out = results.out
     pngs = figures.save_pngs(results.trials, results.histories, results.max_gap, out / FIGURES_DIR)
     path = out / REPORT
     path.write_text(render(results, pngs), encoding="utf-8")
@@ -605,4 +633,5 @@ __all__ = [
     "split_counts",
     "state_counts",
     "write_report",
+    "write_review",
 ]
