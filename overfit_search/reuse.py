@@ -96,10 +96,12 @@ def resolve(path: str | Path, number: int | None = None, by: str = "value") -> S
     if number is not None or by != "value":
         raise ConfigError(f"{where}: --trial and --by need a results directory")
     sweep = load_sweep(where)
-    space, fixed = split_space(sweep.search)
+    space, fixed = split_space(sweep.search, sweep.train)
     if space:
+        name = sorted(space)[0]
+        section = "train" if name in sweep.train.knobs() else "search"
         raise ConfigError(
-            f"{where}: search.{sorted(space)[0]} is still a range; give a results directory or "
+            f"{where}: {section}.{name} is still a range; give a results directory or "
             "the best.yaml it wrote (every knob fixed)"
         )
     return Source(sweep, fixed, sweep.train.max_epochs, trial_seed(sweep, 0))

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from overfit_search.config.schema import FloatRange, IntRange, SearchConfig, Sweep
+from overfit_search.config.schema import FloatRange, IntRange, SearchConfig, Sweep, TrainConfig
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
 
 
-def split_space(search: SearchConfig) -> tuple[dict[str, BaseDistribution], dict[str, Any]]:
+def split_space(
+    search: SearchConfig, train: TrainConfig | None = None
+) -> tuple[dict[str, BaseDistribution], dict[str, Any]]:
     """Split the knobs into searched ones (Optuna distributions) and fixed ones.
 
     Args:
         search: The sweep's ``search`` section.
+        train: The sweep's ``train`` section: its searchable settings (``head_epochs``,
+            ``finetune_lr_factor``) join the distributions when they are ranges. Fixed ones
+            stay in ``train`` (see :func:`two_phase`) and are not returned.
 
     Returns:
         ``(distributions, fixed)``: a knob with a range becomes a ``FloatDistribution`` or
@@ -25,8 +30,13 @@ def split_space(search: SearchConfig) -> tuple[dict[str, BaseDistribution], dict
 
     distributions: dict[str, BaseDistribution] = {}
     fixed: dict[str, Any] = {}
-    for name in search.active_knobs():
-        knob = getattr(search, name)
+    knobs: dict[str, Any] = {name: getattr(search, name) for name in search.active_knobs()}
+    searched_train = {
+        name: knob
+        for name, knob in (train.knobs() if train is not None else {}).items()
+        if isinstance(knob, FloatRange | IntRange) and knob.low != knob.high
+    }
+    for name, knob in {**knobs, **searched_train}.items():
         if isinstance(knob, FloatRange | IntRange) and knob.low == knob.high:
             fixed[name] = knob.low
         elif isinstance(knob, IntRange):
@@ -36,6 +46,21 @@ def split_space(search: SearchConfig) -> tuple[dict[str, BaseDistribution], dict
         else:
             fixed[name] = knob
     return distributions, fixed
+
+
+def two_phase(sweep: Sweep, params: dict[str, Any]) -> tuple[int, float]:
+    """A trial's ``(head_epochs, finetune_lr_factor)``: its sampled values, else the sweep's.
+
+    A range with ``low == high`` counts as that value.
+    """
+
+    def value(name: str) -> Any:
+        if name in params:
+            return params[name]
+        knob = sweep.train.knobs()[name]
+        return knob.low if isinstance(knob, FloatRange | IntRange) else knob
+
+    return int(value("head_epochs")), float(value("finetune_lr_factor"))
 
 
 def baseline_params(search: SearchConfig) -> dict[str, Any] | None:

@@ -61,6 +61,12 @@ def test_resolve_takes_a_fixed_sweep_with_its_seed_and_epochs(write_sweep: Any) 
     assert source.reference == {}
 
 
+def test_resolve_rejects_a_sweep_whose_train_settings_are_still_ranges(write_sweep: Any) -> None:
+    path = write_sweep(tiny_sweep(train={"head_epochs": {"low": 0, "high": 2}}, search=FIXED))
+    with pytest.raises(ConfigError, match=r"train\.head_epochs is still a range"):
+        reuse.resolve(path)
+
+
 def test_resolve_refuses_trial_numbers_without_a_results_dir(write_sweep: Any) -> None:
     with pytest.raises(ConfigError, match="need a results directory"):
         reuse.resolve(write_sweep(tiny_sweep()), number=3)
@@ -117,7 +123,12 @@ def _sweep_doc() -> dict[str, Any]:
     return digits_sweep(
         "reuse",
         data={"test_fraction": 0.2},  # held out from every trial, evaluated for final models
-        train={"max_epochs": 5},
+        # two-phase settings searched too: best.yaml and retrain must carry the sampled ones
+        train={
+            "max_epochs": 5,
+            "head_epochs": {"low": 0, "high": 2},
+            "finetune_lr_factor": {"low": 0.1, "high": 1.0, "log": True},
+        },
         search={
             "dropout": {"low": 0.0, "high": 0.4},
             "l2": {"low": 1e-6, "high": 1e-3, "log": True},
@@ -164,6 +175,11 @@ def test_best_prints_a_valid_sweep_that_repeats_the_winner(
     assert best.train.max_epochs == winner.best_epoch
     assert best.train.seed is not None
     assert best.search.dropout == pytest.approx(winner.param_dropout)
+    assert best.train.head_epochs == min(winner.param_head_epochs, winner.best_epoch)
+    assert best.train.finetune_lr_factor == pytest.approx(winner.param_finetune_lr_factor)
+    assert reuse.resolve(path).params == {  # every knob fixed: best.yaml is retrainable as is
+        k: pytest.approx(getattr(best.search, k)) for k in best.search.active_knobs()
+    }
 
 
 @pytest.mark.slow

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from overfit_search.config import sweep_from_dict
-from overfit_search.search_space import baseline_params, split_space
+from overfit_search.errors import ConfigError
+from overfit_search.search_space import baseline_params, split_space, two_phase
 from tests.conftest import tiny_sweep
 
 
@@ -43,3 +46,52 @@ def test_baseline_keeps_only_searched_knobs(
         search["baseline"] = {**baseline, "augmentation": 0.0}  # type: ignore[dict-item]
     sweep = sweep_from_dict(tiny_sweep(search=search))
     assert baseline_params(sweep.search) == expected
+
+
+def test_searched_train_settings_join_the_space_and_fixed_ones_stay_in_train() -> None:
+    sweep = sweep_from_dict(
+        tiny_sweep(
+            train={
+                "max_epochs": 6,
+                "head_epochs": {"low": 0, "high": 3},
+                "finetune_lr_factor": {"low": 0.01, "high": 1.0, "log": True},
+            }
+        )
+    )
+    space, fixed = split_space(sweep.search, sweep.train)
+    assert space["head_epochs"] == IntDistribution(0, 3)
+    assert space["finetune_lr_factor"] == FloatDistribution(0.01, 1.0, log=True)
+    assert "head_epochs" not in fixed
+    assert "head_epochs" not in split_space(sweep.search)[0]  # only when train is given
+
+
+@pytest.mark.parametrize(
+    ("train", "params", "expected"),
+    [
+        ({}, {}, (0, 0.1)),  # the defaults: one phase
+        ({"head_epochs": 2, "finetune_lr_factor": 0.5}, {}, (2, 0.5)),
+        ({"head_epochs": {"low": 0, "high": 3}}, {"head_epochs": 1}, (1, 0.1)),
+        ({"finetune_lr_factor": {"low": 0.2, "high": 0.2}}, {}, (0, 0.2)),  # degenerate range
+        ({"head_epochs": 1}, {"head_epochs": 3, "finetune_lr_factor": 0.05}, (3, 0.05)),
+    ],
+)
+def test_two_phase_takes_the_trials_sample_over_the_sweeps_value(
+    train: dict[str, Any], params: dict[str, Any], expected: tuple[int, float]
+) -> None:
+    sweep = sweep_from_dict(tiny_sweep(train={"max_epochs": 6, **train}))
+    assert two_phase(sweep, params) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("train", "match"),
+    [
+        ({"head_epochs": {"low": 0, "high": 9}}, r"at most train\.max_epochs \(6\).*got 9"),
+        ({"head_epochs": {"low": -1, "high": 2}}, "low: must be >= 0"),
+        ({"finetune_lr_factor": {"low": 0.0, "high": 1.0}}, "low: must be > 0"),
+        ({"finetune_lr_factor": -0.5}, "must be > 0"),
+        ({"head_epochs": {"low": 3, "high": 1}}, "low must be <= high"),
+    ],
+)
+def test_bad_two_phase_ranges_are_refused(train: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        sweep_from_dict(tiny_sweep(train={"max_epochs": 6, **train}))

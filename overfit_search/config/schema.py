@@ -98,38 +98,6 @@ class ModelConfig(_Section):
         return "application"
 
 
-class TrainConfig(_Section):
-    """How each trial trains."""
-
-    batch_size: Annotated[int, Field(ge=1)] = 32
-    max_epochs: Annotated[int, Field(ge=1)] = 30
-    optimizer: Literal["adam", "sgd", "adamw"] = "adam"
-    mixed_precision: bool = False
-    trial_timeout: Annotated[float, Field(gt=0)] | None = None
-    keep_best_weights: Annotated[int, Field(ge=0)] = 3
-    augment_flip: bool = True  # horizontal flips (off for digits, text, signs with handedness)
-    # weights/shuffle/dropout seed; None: one per trial derived from study.seed (best.yaml sets
-    # the winning trial's, so a retrain repeats it)
-    seed: int | None = None
-    # Two-phase fine-tuning (the Keras transfer-learning guide): the first head_epochs epochs
-    # train the head with the whole backbone frozen; then the trial's frozen_fraction /
-    # frozen_layers applies and training goes on, recompiled, at learning_rate *
-    # finetune_lr_factor. max_epochs counts both phases; epochs are numbered 1..max_epochs
-    # across them. 0: one phase (the trial's freezing from the first epoch). head_epochs equal
-    # to max_epochs trains the head only (a retrain whose best epoch fell in the head phase).
-    head_epochs: Annotated[int, Field(ge=0)] = 0
-    finetune_lr_factor: Annotated[float, Field(gt=0)] = 0.1
-
-    @model_validator(mode="after")
-    def _head_within_max(self) -> Self:
-        if self.head_epochs > self.max_epochs:
-            raise ValueError(
-                f"train.head_epochs: must be at most train.max_epochs ({self.max_epochs}), "
-                f"which counts both phases, got {self.head_epochs}"
-            )
-        return self
-
-
 class FloatRange(_Section):
     """A searched float knob."""
 
@@ -164,6 +132,65 @@ class IntRange(_Section):
 
 FloatKnob = float | FloatRange
 IntKnob = int | IntRange
+
+
+class TrainConfig(_Section):
+    """How each trial trains."""
+
+    batch_size: Annotated[int, Field(ge=1)] = 32
+    max_epochs: Annotated[int, Field(ge=1)] = 30
+    optimizer: Literal["adam", "sgd", "adamw"] = "adam"
+    mixed_precision: bool = False
+    trial_timeout: Annotated[float, Field(gt=0)] | None = None
+    keep_best_weights: Annotated[int, Field(ge=0)] = 3
+    augment_flip: bool = True  # horizontal flips (off for digits, text, signs with handedness)
+    # weights/shuffle/dropout seed; None: one per trial derived from study.seed (best.yaml sets
+    # the winning trial's, so a retrain repeats it)
+    seed: int | None = None
+    # Two-phase fine-tuning (the Keras transfer-learning guide): the first head_epochs epochs
+    # train the head with the whole backbone frozen; then the trial's frozen_fraction /
+    # frozen_layers applies and training goes on, recompiled, at learning_rate *
+    # finetune_lr_factor. max_epochs counts both phases; epochs are numbered 1..max_epochs
+    # across them. 0: one phase (the trial's freezing from the first epoch). head_epochs equal
+    # to max_epochs trains the head only (a retrain whose best epoch fell in the head phase).
+    # Both may be searched: a {low, high[, log]} range here is sampled per trial like a knob.
+    head_epochs: IntKnob = 0
+    finetune_lr_factor: FloatKnob = 0.1
+    # Batches per compiled call (Keras's compile(steps_per_execution=...)): fewer round trips
+    # between Python and the graph, which dominate small models on CPUs; same updates as 1.
+    # Batch-level callbacks (the stop and timeout checks) then run once per N batches.
+    steps_per_execution: Annotated[int, Field(ge=1)] = 8
+
+    @field_validator("head_epochs")
+    @classmethod
+    def _head_epochs_bounds(cls, value: IntKnob) -> IntKnob:
+        low = value.low if isinstance(value, IntRange) else value
+        if low < 0:
+            raise ValueError(f"{_which(value, low)}must be >= 0, got {low}")
+        return value
+
+    @field_validator("finetune_lr_factor")
+    @classmethod
+    def _factor_bounds(cls, value: FloatKnob) -> FloatKnob:
+        low = value.low if isinstance(value, FloatRange) else value
+        if low <= 0:
+            raise ValueError(f"{_which(value, low)}must be > 0, got {low:g}")
+        return value
+
+    @model_validator(mode="after")
+    def _head_within_max(self) -> Self:
+        most = self.head_epochs.high if isinstance(self.head_epochs, IntRange) else self.head_epochs
+        if most > self.max_epochs:
+            raise ValueError(
+                f"train.head_epochs: must be at most train.max_epochs ({self.max_epochs}), "
+                f"which counts both phases, got {most}"
+            )
+        return self
+
+    def knobs(self) -> dict[str, FloatKnob | IntKnob]:
+        """The train settings that may be searched, by name (two-phase fine-tuning)."""
+        return {"head_epochs": self.head_epochs, "finetune_lr_factor": self.finetune_lr_factor}
+
 
 # Valid bounds of each knob, checked for fixed values and for both ends of a range.
 KNOB_BOUNDS: dict[str, tuple[float, float]] = {

@@ -385,7 +385,7 @@ def _run_locked(
     finished_before = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     done_before = sum(t.state != TrialState.FAIL for t in finished_before)
     to_run = max(0, sweep.study.trials - done_before)
-    space, fixed = split_space(sweep.search)
+    space, fixed = split_space(sweep.search, sweep.train)
     if to_run:
         requeued = _requeue_interrupted(study, to_run)
         if requeued:

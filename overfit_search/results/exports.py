@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from overfit_search.config.schema import Sweep
 from overfit_search.errors import ConfigError, FatalError
-from overfit_search.search_space import split_space, trial_seed
+from overfit_search.search_space import split_space, trial_seed, two_phase
 
 BEST_WEIGHTS = "best.weights.h5"
 
@@ -262,7 +262,9 @@ def best_sweep(sweep: Sweep, trial: FrozenTrial, fixed: dict[str, Any]) -> dict[
     doc["name"] = f"{sweep.name}-best"
     epochs = int(trial.user_attrs.get("best_epoch") or sweep.train.max_epochs)
     doc["train"]["max_epochs"] = epochs
-    doc["train"]["head_epochs"] = min(sweep.train.head_epochs, epochs)
+    head_epochs, lr_factor = two_phase(sweep, values)
+    doc["train"]["head_epochs"] = min(head_epochs, epochs)
+    doc["train"]["finetune_lr_factor"] = lr_factor
     doc["study"]["trials"] = 1
     doc["study"].pop("storage", None)
     doc["train"]["seed"] = seed_of(sweep, trial)

@@ -13,11 +13,12 @@ from typing import Any
 import keras
 import numpy as np
 
-from overfit_search.config.schema import Sweep
+from overfit_search.config.schema import Sweep, TrainConfig
 from overfit_search.data.dataset import ImageData
 from overfit_search.errors import TrialError
 from overfit_search.models.backbones import freeze
 from overfit_search.models.build import build_model, make_optimizer
+from overfit_search.search_space import two_phase
 from overfit_search.training.metrics import accuracy, cross_entropy, eval_subset
 
 Reporter = Callable[[dict[str, Any]], None]
@@ -45,8 +46,9 @@ class TrialStopped(Exception):  # noqa: N818  (a request, not an error)
 
 
 class _StopCheck(keras.callbacks.Callback):  # type: ignore[misc]
-    """Checked after every batch, not only at the epoch's end (an epoch can take an hour):
-    ends training when ``should_stop()`` says so, or fails it past ``train.trial_timeout``."""
+    """Checked after every batch (every ``train.steps_per_execution`` batches, which Keras runs in
+    one call), not only at the epoch's end (an epoch can take an hour): ends training when
+    ``should_stop()`` says so, or fails it past ``train.trial_timeout``."""
 
     def __init__(self, should_stop: Callable[[], bool] | None, timeout: float | None) -> None:
         super().__init__()
@@ -157,11 +159,12 @@ def _log(trial_dir: Path, message: str) -> None:
         fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
 
-def _compile(model: keras.Model, optimizer: str, learning_rate: float) -> None:
+def _compile(model: keras.Model, train: TrainConfig, learning_rate: float) -> None:
     model.compile(
-        optimizer=make_optimizer(optimizer, learning_rate),
+        optimizer=make_optimizer(train.optimizer, learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        steps_per_execution=train.steps_per_execution,
     )
 
 
@@ -186,7 +189,8 @@ def run_trial(
 ) -> keras.Model:
     """Train one configuration and report clean metrics after every epoch.
 
-    With ``train.head_epochs > 0`` training has two phases, as in the Keras transfer-learning
+    With ``train.head_epochs > 0`` (or a sampled ``params["head_epochs"]``; likewise
+    ``finetune_lr_factor``) training has two phases, as in the Keras transfer-learning
     guide: the head trains with the whole backbone frozen for ``head_epochs`` epochs; then the
     trial's ``frozen_fraction`` / ``frozen_layers`` applies, the model is recompiled (Keras
     needs that after a change of ``trainable``) with a fresh optimizer at ``learning_rate *
@@ -207,8 +211,9 @@ def run_trial(
         resume_from: The folder of an interrupted trial of the same configuration and seed: its
             epochs are reported again from its history.csv and training goes on from its last
             epoch checkpoint (the optimizer's state starts afresh). Ignored without one.
-        should_stop: Polled after every batch; when it returns True the trial ends at once
-            (:class:`TrialStopped`), with no report for the unfinished epoch.
+        should_stop: Polled after every ``train.steps_per_execution`` batches; when it returns
+            True the trial ends at once (:class:`TrialStopped`), with no report for the
+            unfinished epoch.
 
     Returns:
         The model with the weights of the last epoch run.
@@ -247,7 +252,8 @@ def run_trial(
         batch_size=max(64, train.batch_size),
     )
     learning_rate = float(params["learning_rate"])
-    head_epochs = min(train.head_epochs, train.max_epochs) if backbone is not None else 0
+    head_epochs, lr_factor = two_phase(sweep, params)
+    head_epochs = min(head_epochs, train.max_epochs) if backbone is not None else 0
     start = 0
     if done:
         assert resume_from is not None
@@ -278,11 +284,11 @@ def run_trial(
     if 0 < head_epochs <= start:  # resuming in the fine-tuning phase
         assert backbone is not None
         freeze(backbone, params.get("frozen_fraction"), params.get("frozen_layers"))
-        learning_rate *= train.finetune_lr_factor
+        learning_rate *= lr_factor
     elif head_epochs > 0:
         assert backbone is not None
         freeze(backbone, 1.0, None)  # the whole backbone: BN layers run in inference mode
-        _compile(built.model, train.optimizer, learning_rate)
+        _compile(built.model, train, learning_rate)
         _log(
             trial_dir,
             f"phase 1 (head): {_epochs(1, head_epochs)}, whole backbone frozen "
@@ -293,7 +299,7 @@ def run_trial(
         if head_epochs >= train.max_epochs or built.model.stop_training:
             return _finished(built.model, trial_dir)
         frozen = freeze(backbone, params.get("frozen_fraction"), params.get("frozen_layers"))
-        learning_rate *= train.finetune_lr_factor
+        learning_rate *= lr_factor
         _log(
             trial_dir,
             f"phase 2 (fine-tune): {_epochs(head_epochs + 1, train.max_epochs)}, backbone "
@@ -301,7 +307,7 @@ def run_trial(
             f"({_trainable_count(backbone.model)} trainable backbone weights), "
             f"learning rate {learning_rate:g}",
         )
-    _compile(built.model, train.optimizer, learning_rate)
+    _compile(built.model, train, learning_rate)
     fit(max(head_epochs, start), train.max_epochs)
     return _finished(built.model, trial_dir)
 

@@ -73,23 +73,44 @@ def test_without_a_checkpoint_the_trial_starts_afresh(tmp_path: Path) -> None:
     assert recorder.epochs == [1, 2]
 
 
-def test_a_stop_request_ends_the_trial_between_batches(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("steps_per_execution", "polls_per_epoch"),
+    [(1, 2), (2, 1), (8, 1)],  # 30 images, batch 16: 2 batches an epoch
+)
+def test_a_stop_request_ends_the_trial_between_batches(
+    tmp_path: Path, steps_per_execution: int, polls_per_epoch: int
+) -> None:
     from overfit_search.training.trial import TrialStopped
 
     sweep = _sweep(head_epochs=0, max_epochs=4)
+    sweep.train.steps_per_execution = steps_per_execution
     data = load_data(sweep.data)
     rows: list[dict[str, Any]] = []
     polls = 0
 
-    def should_stop() -> bool:  # asked after the first batch of epoch 2 (2 batches an epoch)
+    def should_stop() -> bool:  # says stop at its first poll in epoch 2
         nonlocal polls
         polls += 1
-        return polls > 2
+        return polls > polls_per_epoch
 
     with pytest.raises(TrialStopped):
         run_trial(sweep, PARAMS, data, rows.append, tmp_path, seed=0, should_stop=should_stop)
     assert [r["epoch"] for r in rows] == [1]  # no report for the unfinished epoch
     assert len((tmp_path / "history.csv").read_text().splitlines()) == 2
+    assert polls == polls_per_epoch + 1
+
+
+def test_steps_per_execution_gives_the_same_training(tmp_path: Path) -> None:
+    # Several batches per compiled call is a speed setting only: same batches, same updates.
+    histories = []
+    for spe in (1, 3):
+        sweep = _sweep(head_epochs=1, max_epochs=3)
+        sweep.train.steps_per_execution = spe
+        rows: list[dict[str, Any]] = []
+        run_trial(sweep, PARAMS, load_data(sweep.data), rows.append, tmp_path / str(spe), seed=5)
+        histories.append([r[k] for r in rows for k in ("train_eval_loss", "val_loss")])
+    assert histories[0] == pytest.approx(histories[1], rel=1e-4)
+    assert histories[0][1] > histories[0][-1] + 0.1  # it did train
 
 
 def test_trial_timeout_is_checked_between_batches_not_only_after_epochs(tmp_path: Path) -> None:
