@@ -140,7 +140,9 @@ class TrainConfig(_Section):
     batch_size: Annotated[int, Field(ge=1)] = 32
     max_epochs: Annotated[int, Field(ge=1)] = 30
     optimizer: Literal["adam", "sgd", "adamw"] = "adam"
-    mixed_precision: bool = False
+    # true: float16 where a GPU is visible, else bfloat16; or name one; the output layer and the
+    # variables stay float32 (Keras's mixed policies), float16 gets Keras's loss scaling
+    mixed_precision: bool | Literal["float16", "bfloat16"] = False
     trial_timeout: Annotated[float, Field(gt=0)] | None = None
     keep_best_weights: Annotated[int, Field(ge=0)] = 3
     augment_flip: bool = True  # horizontal flips (off for digits, text, signs with handedness)

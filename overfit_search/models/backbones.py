@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ import keras
 from overfit_search.config.schema import ModelConfig
 from overfit_search.errors import ConfigError
 from overfit_search.models.catalog import APPLICATIONS
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -124,11 +127,55 @@ BACKBONES: dict[str, Callable[[ModelConfig, int], Backbone]] = {
 
 
 def build_backbone(cfg: ModelConfig, image_size: int) -> Backbone:
-    """Build the backbone the sweep names (see :data:`BACKBONES`)."""
+    """Build the backbone the sweep names (see :data:`BACKBONES`).
+
+    Built under the global dtype policy; a loaded one (``file:``, ``builtin:``) keeps the
+    policy it was saved with, so under a mixed policy it is cloned into that policy.
+    """
     backbone = BACKBONES[cfg.scheme](cfg, image_size)
     if cfg.preprocess != "auto":
         backbone.preprocess = cfg.preprocess
+    if isinstance(backbone.model, keras.Model):
+        backbone.model = in_global_policy(backbone.model)
     return backbone
+
+
+def in_global_policy(model: keras.Model) -> keras.Model:
+    """``model`` again with every layer in the global dtype policy, weights copied.
+
+    Returns the model itself when its layers already use that policy, or, with a warning,
+    when a layer cannot be rebuilt from its config (it then computes in its saved dtype).
+    """
+    policy = keras.config.dtype_policy()
+    layers = [lay for lay in _all_layers(model) if not isinstance(lay, keras.layers.InputLayer)]
+    if all(lay.dtype_policy.name == policy.name for lay in layers):
+        return model
+
+    def rebuild(layer: keras.layers.Layer) -> keras.layers.Layer:
+        return layer.__class__.from_config({**layer.get_config(), "dtype": policy.name})
+
+    try:
+        clone = keras.models.clone_model(model, clone_function=rebuild, recursive=True)
+        clone.set_weights(model.get_weights())
+    except Exception as exc:  # a custom layer whose config does not round-trip
+        logger.warning(
+            "model.backbone: %s stays in its saved dtype (%s), not %s: %s",
+            model.name,
+            layers[0].dtype_policy.name if layers else "?",
+            policy.name,
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        )
+        return model
+    return clone
+
+
+def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    found: list[keras.layers.Layer] = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found.extend(_all_layers(layer))
+    return found
 
 
 def freeze(backbone: Backbone, frozen_fraction: float | None, frozen_layers: int | None) -> int:

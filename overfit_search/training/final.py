@@ -22,6 +22,7 @@ from overfit_search.data.dataset import ImageData
 from overfit_search.models.build import build_model
 from overfit_search.search_space import two_phase
 from overfit_search.training.metrics import accuracy, cross_entropy, eval_subset
+from overfit_search.training.precision import dtype_policy
 from overfit_search.training.trial import run_trial
 
 
@@ -157,7 +158,8 @@ def from_weights(
     """
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    built = build_model(sweep, params, data.num_classes, seed=seed)
+    with dtype_policy(sweep.train.mixed_precision):  # as the trial computed
+        built = build_model(sweep, params, data.num_classes, seed=seed)
     built.model.load_weights(weights)
     metrics = evaluate(
         built.model, data, seed=sweep.data.seed, batch_size=max(64, sweep.train.batch_size)

@@ -20,6 +20,7 @@ from overfit_search.models.backbones import freeze
 from overfit_search.models.build import build_model, make_optimizer
 from overfit_search.search_space import two_phase
 from overfit_search.training.metrics import accuracy, cross_entropy, eval_subset
+from overfit_search.training.precision import dtype_policy
 
 Reporter = Callable[[dict[str, Any]], None]
 
@@ -228,18 +229,15 @@ def run_trial(
     done = _resumable(resume_from, sweep.train.max_epochs)
     keras.backend.clear_session()  # workers are reused across trials
     keras.utils.set_random_seed(seed)
-    if sweep.train.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    else:
-        keras.mixed_precision.set_global_policy("float32")
     train = sweep.train
-    built = build_model(sweep, params, data.num_classes, seed=seed)
+    with dtype_policy(train.mixed_precision) as policy:  # layers keep it after the block
+        built = build_model(sweep, params, data.num_classes, seed=seed)
     backbone = built.backbone
     _log(
         trial_dir,
         f"params {params}; backbone layers frozen {built.frozen_layers}/{built.backbone_layers}; "
         f"train {len(data.y_train)} validation {len(data.y_val)} images; "
-        f"backend {keras.backend.backend()}",
+        f"backend {keras.backend.backend()}; dtype policy {policy}",
     )
     subset = eval_subset(len(data.y_train), len(data.y_val), seed=sweep.data.seed)
     reporter = _EpochReporter(

@@ -112,3 +112,63 @@ def test_a_model_file_with_a_lambda_layer_needs_unsafe_load(
         build_backbone(cfg, 16)
     monkeypatch.setenv(UNSAFE_LOAD_ENV, "1")
     assert build_backbone(cfg, 16).model.get_layer("double") is not None
+
+
+def _nested_file(tmp_path: Path) -> str:
+    """A saved float32 Functional model whose backbone is a nested sub-model (like the fixture)."""
+    inner_in = keras.Input((16, 16, 3))
+    y = keras.layers.Conv2D(4, 3, name="c1")(inner_in)
+    y = keras.layers.BatchNormalization(name="bn")(y)
+    inner = keras.Model(inner_in, keras.layers.ReLU(name="r")(y), name="inner")
+    outer_in = keras.Input((16, 16, 3))
+    z = keras.layers.GlobalAveragePooling2D()(inner(outer_in))
+    keras.Model(outer_in, keras.layers.Dense(2)(z)).save(tmp_path / "nested.keras")
+    return f"file:{tmp_path / 'nested.keras'}#inner"
+
+
+FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+
+
+@pytest.mark.parametrize(
+    "backbone",
+    [
+        "mobilenet_v2",  # built fresh, in the policy
+        "builtin:digits_cnn",  # loaded from the saved builtin: cloned into it
+        "nested-file",  # a saved file's nested sub-model (file:PATH#LAYER)
+        "fixture",  # the real pretrained MobileNetV2 file (skipped without ../shared/fixtures)
+    ],
+)
+def test_mixed_precision_reaches_every_backbone_and_keeps_its_weights(
+    tmp_path: Path, backbone: str
+) -> None:
+    from overfit_search.training.precision import dtype_policy
+
+    size = 16
+    if backbone == "nested-file":
+        backbone = _nested_file(tmp_path)
+    elif backbone == "fixture":
+        h5 = FIXTURE / "mobilenetv2_160_stanford_dogs.h5"
+        if not h5.is_file():
+            pytest.skip(f"no pretrained fixture at {h5}")
+        backbone, size = f"file:{h5}#mobilenetv2_1.00_160", 160
+    model_cfg: dict[str, Any] = {"backbone": backbone}
+    fresh = backbone == "mobilenet_v2"
+    if fresh:
+        model_cfg["weights"], size = "none", 32
+    cfg = ModelConfig(**model_cfg)
+    saved = build_backbone(cfg, size).model  # float32, as saved or built
+    with dtype_policy("bfloat16"):
+        mixed = build_backbone(cfg, size).model
+    layers = [lay for lay in mixed._flatten_layers() if not isinstance(lay, keras.Model)]
+    assert layers
+    assert all(
+        lay.dtype_policy.name == "mixed_bfloat16"
+        for lay in layers
+        if not isinstance(lay, keras.layers.InputLayer)
+    )
+    assert keras.config.dtype_policy().name == "float32"
+    if fresh:
+        return  # random weights each build: nothing to compare
+    for before, after in zip(saved.get_weights(), mixed.get_weights(), strict=True):
+        assert after.dtype == before.dtype == np.float32  # variables stay float32
+        np.testing.assert_array_equal(before, after)  # the pretrained weights are kept
