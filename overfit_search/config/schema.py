@@ -351,6 +351,16 @@ class ResourcesConfig(_Section):
     max_concurrent: Annotated[int, Field(ge=1)] | None = None
     ray_address: str | None = None
 
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _whole_above_one(cls, value: float) -> float:
+        if value > 1 and not float(value).is_integer():
+            raise ValueError(
+                f"above 1 must be a whole number of GPUs (Ray shares a GPU only in fractions "
+                f"below 1), got {value:g}"
+            )
+        return value
+
 
 class Sweep(_Section):
     """One sweep file: one study."""
@@ -376,6 +386,13 @@ class Sweep(_Section):
             raise ValueError(
                 "study.sampler: nsga2 is a multi-objective sampler; use it with "
                 "objective.mode 'pareto'"
+            )
+        replicas = int(self.resources.gpus_per_trial)
+        if replicas >= 2 and self.train.batch_size % replicas:
+            raise ValueError(
+                f"train.batch_size: {self.train.batch_size} does not split evenly over the "
+                f"{replicas} GPUs of resources.gpus_per_trial (data-parallel training); use a "
+                f"multiple of {replicas}"
             )
         if self.model.scheme == "tfhub" and isinstance(self.search.frozen_layers, IntRange):
             raise ValueError(

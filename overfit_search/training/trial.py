@@ -19,6 +19,12 @@ from overfit_search.errors import TrialError
 from overfit_search.models.backbones import freeze
 from overfit_search.models.build import build_model, make_optimizer
 from overfit_search.search_space import two_phase
+from overfit_search.training.distribute import (
+    data_parallel,
+    steps_per_execution_for,
+    undistributed,
+)
+from overfit_search.training.feed import fit_inputs
 from overfit_search.training.metrics import accuracy, cross_entropy, eval_subset
 from overfit_search.training.precision import dtype_policy
 
@@ -95,7 +101,8 @@ class _EpochReporter(keras.callbacks.Callback):  # type: ignore[misc]
         self.epoch_started = time.monotonic()
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        out = self.model.predict(x, batch_size=self.batch_size, verbose=0)
+        with undistributed():  # sizes need not split evenly over the devices
+            out = self.model.predict(x, batch_size=self.batch_size, verbose=0)
         return np.asarray(out, dtype=np.float64)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -160,12 +167,14 @@ def _log(trial_dir: Path, message: str) -> None:
         fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
 
-def _compile(model: keras.Model, train: TrainConfig, learning_rate: float) -> None:
+def _compile(
+    model: keras.Model, train: TrainConfig, learning_rate: float, replicas: int = 1
+) -> None:
     model.compile(
         optimizer=make_optimizer(train.optimizer, learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        steps_per_execution=train.steps_per_execution,
+        steps_per_execution=steps_per_execution_for(train.steps_per_execution, replicas),
     )
 
 
@@ -229,6 +238,40 @@ def run_trial(
     done = _resumable(resume_from, sweep.train.max_epochs)
     keras.backend.clear_session()  # workers are reused across trials
     keras.utils.set_random_seed(seed)
+    with data_parallel(
+        sweep.resources.gpus_per_trial,
+        lambda line: _log(trial_dir, line),
+        batch_size=sweep.train.batch_size,
+    ) as replicas:
+        return _train(
+            sweep,
+            params,
+            data,
+            report,
+            trial_dir,
+            seed,
+            callbacks,
+            done,
+            resume_from,
+            should_stop,
+            replicas,
+        )
+
+
+def _train(
+    sweep: Sweep,
+    params: dict[str, Any],
+    data: ImageData,
+    report: Reporter,
+    trial_dir: Path,
+    seed: int,
+    callbacks: Sequence[keras.callbacks.Callback],
+    done: list[dict[str, Any]],
+    resume_from: Path | None,
+    should_stop: Callable[[], bool] | None,
+    replicas: int,
+) -> keras.Model:
+    """:func:`run_trial`'s work, inside its device set-up (``replicas`` devices)."""
     train = sweep.train
     with dtype_policy(train.mixed_precision) as policy:  # layers keep it after the block
         built = build_model(sweep, params, data.num_classes, seed=seed)
@@ -267,14 +310,16 @@ def run_trial(
 
     stop_check = [_StopCheck(should_stop, train.trial_timeout)]
 
+    # JAX's data parallelism needs every batch to split evenly, the last one included
+    even = replicas if keras.backend.backend() == "jax" else 1
+
     def fit(first_epoch: int, last_epoch: int) -> None:
         built.model.fit(
-            data.x_train,
-            data.y_train,
-            batch_size=train.batch_size,
+            **fit_inputs(
+                data.x_train, data.y_train, train.batch_size, seed + first_epoch, multiple_of=even
+            ),
             initial_epoch=first_epoch,
             epochs=last_epoch,
-            shuffle=True,
             verbose=0,
             callbacks=[*stop_check, reporter, *callbacks],
         )
@@ -286,7 +331,7 @@ def run_trial(
     elif head_epochs > 0:
         assert backbone is not None
         freeze(backbone, 1.0, None)  # the whole backbone: BN layers run in inference mode
-        _compile(built.model, train, learning_rate)
+        _compile(built.model, train, learning_rate, replicas)
         _log(
             trial_dir,
             f"phase 1 (head): {_epochs(1, head_epochs)}, whole backbone frozen "
@@ -305,7 +350,7 @@ def run_trial(
             f"({_trainable_count(backbone.model)} trainable backbone weights), "
             f"learning rate {learning_rate:g}",
         )
-    _compile(built.model, train, learning_rate)
+    _compile(built.model, train, learning_rate, replicas)
     fit(max(head_epochs, start), train.max_epochs)
     return _finished(built.model, trial_dir)
 

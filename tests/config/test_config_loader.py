@@ -44,6 +44,18 @@ def test_minimal_sweep_gets_defaults(write_sweep: Any) -> None:
             r"search: give frozen_fraction or frozen_layers, not both",
         ),
         (
+            {"resources": {"gpus_per_trial": 1.5}},
+            r"resources\.gpus_per_trial: above 1 must be a whole number of GPUs.*got 1\.5",
+        ),
+        (
+            {"resources": {"gpus_per_trial": 4}, "train": {"batch_size": 30}},
+            r"train\.batch_size: 30 does not split evenly over the 4 GPUs",
+        ),
+        (
+            {"train": {"max_epochs": 4, "head_epochs": {"low": 1, "high": 5}}},
+            r"train\.head_epochs: must be at most train\.max_epochs \(4\)",
+        ),
+        (
             {"model": {"backbone": "resnet9000"}},
             r"model\.backbone: unknown backbone 'resnet9000'.*mobilenet_v2",
         ),
