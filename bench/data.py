@@ -1,19 +1,27 @@
 """Images per second a trivial Keras model's fit gets: decoded uint8 arrays vs Keras loaders.
 
-Writes ~2,400 JPEGs (scikit-learn digits, upscaled to 128 px, with noise, 10 classes) to a temporary
-folder, then, side by side in one run, at image size 96 and batch 32:
+Writes ~2,400 JPEGs (scikit-learn digits, upscaled to ``--source-px``, default 128, with noise, 10
+classes) to a temporary folder, then, side by side in one run, at image size ``--size`` (default
+96) and batch 32:
 
 - ``project``: ``overfit_search.data.load_data`` (Pillow decode once into the on-disk uint8
-  cache), then ``model.fit(x_train, y_train, shuffle=True)`` as ``training/trial.py`` does;
+  cache), then ``model.fit(**fit_inputs(x_train, y_train, ...))`` compiled with the default
+  ``train.steps_per_execution``, as ``training/trial.py`` does (arrays up to 1 GiB: Keras's
+  array path); again with one step per call; and forced through the no-copy ``BatchFeed``
+  that larger (memory-mapped) data takes;
 - ``idg``: tf_keras ``ImageDataGenerator(rescale=1/255).flow_from_directory`` into a tf_keras
-  model of the same shape;
-- ``idfd``: ``keras.utils.image_dataset_from_directory`` into the Keras 3 model.
+  model of the same shape, at one step per call and at the project's default;
+- ``idfd``: ``keras.utils.image_dataset_from_directory`` into the Keras 3 model, likewise.
 
 The model is Rescaling -> GlobalAveragePooling2D -> Dense, so the input pipeline is what is
-measured. Prints per-epoch images/s (epochs 2+ are the steady state), the first-epoch cost
-(decode), the decoded cache's size on disk, and the ratios. Run::
+measured; a last row feeds it one batch over and over (no pipeline at all), the ceiling the
+model's own step sets on this machine. Prints per-epoch images/s (epochs 2+ are the steady
+state), the first-epoch cost (decode), the decoded cache's size on disk, and the ratios. Run::
 
-    nice -n 10 python bench/data.py [--images 2400] [--epochs 4]
+    nice -n 10 python bench/data.py [--images 2400] [--epochs 4] [--source-px 128] [--size 96]
+
+``--source-px 200 --size 224`` is the shape of the ASL alphabet data set that ``sweeps/asl.yaml``
+reads (200 px JPEGs, MobileNetV2 at 224 px).
 """
 
 from __future__ import annotations
@@ -33,10 +41,13 @@ from PIL import Image
 
 SIZE = 96
 BATCH = 32
+OURS = "project (uint8 cache -> fit, as a trial)"
+IDG = "tf_keras ImageDataGenerator"
+IDFD = "keras image_dataset_from_directory"
 
 
-def write_jpegs(root: Path, count: int, seed: int = 0) -> None:
-    """``count`` 128 px JPEGs of noisy upscaled digits, one folder per digit."""
+def write_jpegs(root: Path, count: int, seed: int = 0, px: int = 128) -> None:
+    """``count`` ``px``-pixel JPEGs of noisy upscaled digits, one folder per digit."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -44,7 +55,7 @@ def write_jpegs(root: Path, count: int, seed: int = 0) -> None:
     for i in range(count):
         k = i % len(digits.target)
         gray = Image.fromarray(np.uint8(digits.images[k] * 255 / 16)).resize(
-            (128, 128), Image.Resampling.BILINEAR
+            (px, px), Image.Resampling.BILINEAR
         )
         rgb = np.repeat(np.asarray(gray, dtype=np.float32)[..., None], 3, axis=-1)
         rgb += rng.normal(0, 12, rgb.shape) + rng.uniform(-30, 30, (1, 1, 3))
@@ -80,7 +91,14 @@ def _callback(base: type) -> Any:
     return _Cb(), timer
 
 
-def keras3_model(classes: int) -> Any:
+def default_steps() -> int:
+    """The project's ``train.steps_per_execution`` default, which every trial compiles with."""
+    from overfit_search.config.schema import TrainConfig
+
+    return TrainConfig().steps_per_execution
+
+
+def keras3_model(classes: int, steps: int) -> Any:
     import keras
 
     model = keras.Sequential(
@@ -91,7 +109,7 @@ def keras3_model(classes: int) -> Any:
             keras.layers.Dense(classes, activation="softmax"),
         ]
     )
-    model.compile("adam", "sparse_categorical_crossentropy")
+    model.compile("adam", "sparse_categorical_crossentropy", steps_per_execution=steps)
     return model
 
 
@@ -100,6 +118,7 @@ def bench_project(root: Path, cache: Path, epochs: int) -> dict[str, Any]:
 
     from overfit_search.config.schema import DataConfig
     from overfit_search.data import load_data
+    from overfit_search.training.feed import fit_inputs
 
     cfg = DataConfig(source="folder", dir=root, image_size=SIZE, validation_fraction=0.2)
     started = time.perf_counter()
@@ -109,22 +128,24 @@ def bench_project(root: Path, cache: Path, epochs: int) -> dict[str, Any]:
     data = load_data(cfg, cache_dir=cache)
     cached_s = time.perf_counter() - started
     cache_bytes = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
-    model = keras3_model(len(data.class_names))
+    rows = {}
+    for steps in (default_steps(), 1):
+        model = keras3_model(len(data.class_names), steps)
+        cb, timer = _callback(keras.callbacks.Callback)
+        inputs = fit_inputs(data.x_train, data.y_train, BATCH, seed=0)  # as run_trial
+        model.fit(**inputs, epochs=epochs, verbose=0, callbacks=[cb])
+        rows[steps] = {"images": len(data.y_train), "epochs": timer.seconds}
+    model = keras3_model(len(data.class_names), default_steps())
     cb, timer = _callback(keras.callbacks.Callback)
-    model.fit(
-        data.x_train,
-        data.y_train,
-        batch_size=BATCH,
-        epochs=epochs,
-        shuffle=True,
-        verbose=0,
-        callbacks=[cb],
-    )
-    gathered = bench_gathered(data, epochs)
+    inputs = fit_inputs(data.x_train, data.y_train, BATCH, seed=0, copy_limit_bytes=0)
+    model.fit(**inputs, epochs=epochs, verbose=0, callbacks=[cb])
+    batch_feed = {"images": len(data.y_train), "epochs": timer.seconds}
     return {
-        "gathered": gathered,
-        "images": len(data.y_train),
-        "epochs": timer.seconds,
+        "one_step": rows[1],
+        "batch_feed": batch_feed,
+        "gathered": bench_gathered(data, epochs),
+        "ceiling": bench_ceiling(data, epochs),
+        **rows[default_steps()],
         "decode_s": decode_s,
         "cached_load_s": cached_s,
         "cache_bytes": cache_bytes,
@@ -145,13 +166,27 @@ def bench_gathered(data: Any, epochs: int) -> dict[str, Any]:
         .map(lambda i: (tf.gather(x, i), tf.gather(y, i)))
         .prefetch(tf.data.AUTOTUNE)
     )
-    model = keras3_model(len(data.class_names))
+    model = keras3_model(len(data.class_names), default_steps())
     cb, timer = _callback(keras.callbacks.Callback)
     model.fit(ds, epochs=epochs, verbose=0, callbacks=[cb])
     return {"images": n, "epochs": timer.seconds}
 
 
-def bench_idg(root: Path, epochs: int) -> dict[str, Any]:
+def bench_ceiling(data: Any, epochs: int) -> dict[str, Any]:
+    """No pipeline at all: one batch, already a tensor, repeated: what the model step allows."""
+    import keras
+    import tensorflow as tf
+
+    n = len(data.y_train)
+    batch = (tf.constant(data.x_train[:BATCH]), tf.constant(data.y_train[:BATCH]))
+    ds = tf.data.Dataset.from_tensors(batch).repeat(-(-n // BATCH))
+    model = keras3_model(len(data.class_names), default_steps())
+    cb, timer = _callback(keras.callbacks.Callback)
+    model.fit(ds, epochs=epochs, verbose=0, callbacks=[cb])
+    return {"images": n, "epochs": timer.seconds}
+
+
+def bench_idg(root: Path, epochs: int, steps: int) -> dict[str, Any]:
     import tf_keras
 
     flow = tf_keras.preprocessing.image.ImageDataGenerator(rescale=1 / 255).flow_from_directory(
@@ -164,42 +199,53 @@ def bench_idg(root: Path, epochs: int) -> dict[str, Any]:
             tf_keras.layers.Dense(flow.num_classes, activation="softmax"),
         ]
     )
-    model.compile("adam", "sparse_categorical_crossentropy")
+    model.compile("adam", "sparse_categorical_crossentropy", steps_per_execution=steps)
     cb, timer = _callback(tf_keras.callbacks.Callback)
     model.fit(flow, epochs=epochs, verbose=0, callbacks=[cb])
     return {"images": flow.samples, "epochs": timer.seconds}
 
 
-def bench_idfd(root: Path, epochs: int) -> dict[str, Any]:
+def bench_idfd(root: Path, epochs: int, steps: int) -> dict[str, Any]:
     import keras
 
     ds = keras.utils.image_dataset_from_directory(
         root, image_size=(SIZE, SIZE), batch_size=BATCH, seed=0, verbose=False
     )
     images = sum(len(files) for _, _, files in os.walk(root))
-    model = keras3_model(len(ds.class_names))
+    model = keras3_model(len(ds.class_names), steps)
     cb, timer = _callback(keras.callbacks.Callback)
     model.fit(ds, epochs=epochs, verbose=0, callbacks=[cb])
     return {"images": images, "epochs": timer.seconds}
 
 
 def main() -> None:
+    global SIZE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2400)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--source-px", type=int, default=128, help="JPEG side written")
+    parser.add_argument("--size", type=int, default=SIZE, help="image size fed to fit")
     args = parser.parse_args()
+    SIZE = args.size
     tmp = Path(tempfile.mkdtemp(prefix="bench-data-"))
     try:
         root = tmp / "images"
         started = time.perf_counter()
-        write_jpegs(root, args.images)
-        print(f"wrote {args.images} JPEGs (128 px) in {time.perf_counter() - started:.1f} s")
+        write_jpegs(root, args.images, px=args.source_px)
+        took = time.perf_counter() - started
+        print(f"wrote {args.images} JPEGs ({args.source_px} px) in {took:.1f} s")
         project = bench_project(root, tmp / "cache", args.epochs)
+        n = default_steps()
         results = {
-            "project (uint8 cache -> fit)": project,
-            "uint8 cache -> tf.data gather": project.pop("gathered"),
-            "tf_keras ImageDataGenerator": bench_idg(root, args.epochs),
-            "keras image_dataset_from_directory": bench_idfd(root, args.epochs),
+            OURS: project,
+            "uint8 cache -> fit, 1 step/call": project.pop("one_step"),
+            f"memmap -> BatchFeed (no copy), {n}/call": project.pop("batch_feed"),
+            f"uint8 cache -> tf.data gather, {n}/call": project.pop("gathered"),
+            f"model alone (one batch repeated), {n}/call": project.pop("ceiling"),
+            f"ImageDataGenerator, {n} steps/call": bench_idg(root, args.epochs, n),
+            IDG: bench_idg(root, args.epochs, 1),
+            f"image_dataset_from_directory, {n}/call": bench_idfd(root, args.epochs, n),
+            IDFD: bench_idfd(root, args.epochs, 1),
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -211,18 +257,18 @@ def main() -> None:
         rates[name] = steady
         shown = ", ".join(f"{v:,.0f}" for v in per_epoch)
         print(
-            f"  {name:36s} {r['images']:5d} images: [{shown}]  epochs 2+: {steady:,.0f}/s; "
+            f"  {name:44s} {r['images']:5d} images: [{shown}]  epochs 2+: {steady:,.0f}/s; "
             f"epoch 1 {r['epochs'][0]:.2f} s"
         )
-    p = results["project (uint8 cache -> fit)"]
+    p = results[OURS]
     print(
         f"\nproject: first decode into the cache {p['decode_s']:.2f} s "
         f"({args.images / p['decode_s']:,.0f} images/s), second load from the cache "
         f"{p['cached_load_s']:.3f} s, cache on disk {p['cache_bytes'] / 1e6:.1f} MB"
     )
-    for ours in ("project (uint8 cache -> fit)", "uint8 cache -> tf.data gather"):
-        for name in ("tf_keras ImageDataGenerator", "keras image_dataset_from_directory"):
-            print(f"ratio {ours} / {name}: {rates[ours] / rates[name]:.1f}x")
+    for name in results:
+        if name != OURS:
+            print(f"ratio project / {name}: {rates[OURS] / rates[name]:.1f}x")
 
 
 if __name__ == "__main__":
