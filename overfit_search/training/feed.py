@@ -172,3 +172,22 @@ def fit_inputs(
     if x.nbytes <= limit and even:
         return {"x": x, "y": y, "batch_size": batch_size, "shuffle": True}
     return {"x": BatchFeed(x, y, batch_size, seed, multiple_of), "shuffle": False}
+
+
+def predict(
+    model: keras.Model, x: npt.NDArray[Any], batch_size: int, copy_limit_bytes: int | None = None
+) -> npt.NDArray[np.float64]:
+    """``model.predict(x)`` as float64, in slices of at most ``copy_limit_bytes`` of ``x``.
+
+    ``predict`` copies its whole array input into a tensor like ``fit`` does (see
+    :func:`fit_inputs`); slicing a large (memory-mapped) validation set keeps that copy to one
+    slice at a time. Data under the limit goes in one call, exactly as before.
+    """
+    limit = COPY_LIMIT_BYTES if copy_limit_bytes is None else copy_limit_bytes
+    row_bytes = max(1, int(np.prod(x.shape[1:], dtype=np.int64)) * x.itemsize)
+    rows = max(batch_size, limit // row_bytes)
+    parts = [
+        np.asarray(model.predict(x[start : start + rows], batch_size=batch_size, verbose=0))
+        for start in range(0, len(x), rows)
+    ]
+    return np.concatenate(parts).astype(np.float64, copy=False)

@@ -21,6 +21,7 @@ from overfit_search.config.schema import Sweep
 from overfit_search.data.dataset import ImageData
 from overfit_search.models.build import build_model
 from overfit_search.search_space import two_phase
+from overfit_search.training.feed import predict
 from overfit_search.training.metrics import accuracy, cross_entropy, eval_subset
 from overfit_search.training.precision import dtype_policy
 from overfit_search.training.trial import run_trial
@@ -57,9 +58,9 @@ def evaluate(
         ``val_loss``, ``val_accuracy``, ``train_eval_loss``, ``train_eval_accuracy``, ``gap``.
     """
     subset = eval_subset(len(data.y_train), len(data.y_val), seed=seed)
-    p_val = np.asarray(model.predict(data.x_val, batch_size=batch_size, verbose=0), np.float64)
+    p_val = predict(model, data.x_val, batch_size)
     x_train = data.x_train[subset]
-    p_train = np.asarray(model.predict(x_train, batch_size=batch_size, verbose=0), np.float64)
+    p_train = predict(model, x_train, batch_size)
     val_loss = cross_entropy(p_val, data.y_val)
     train_loss = cross_entropy(p_train, data.y_train[subset])
     return {
@@ -75,7 +76,7 @@ def evaluate_on(
     model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 64
 ) -> tuple[float, float]:
     """Clean cross-entropy and accuracy of ``model`` on ``(x, y)``."""
-    p = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), np.float64)
+    p = predict(model, x, batch_size)
     return cross_entropy(p, y), accuracy(p, y)
 
 

@@ -24,7 +24,7 @@ from overfit_search.training.distribute import (
     steps_per_execution_for,
     undistributed,
 )
-from overfit_search.training.feed import fit_inputs
+from overfit_search.training.feed import fit_inputs, predict
 from overfit_search.training.metrics import accuracy, cross_entropy, eval_subset
 from overfit_search.training.precision import dtype_policy
 
@@ -102,8 +102,7 @@ class _EpochReporter(keras.callbacks.Callback):  # type: ignore[misc]
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         with undistributed():  # sizes need not split evenly over the devices
-            out = self.model.predict(x, batch_size=self.batch_size, verbose=0)
-        return np.asarray(out, dtype=np.float64)
+            return predict(self.model, x, self.batch_size)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
@@ -209,8 +208,11 @@ def run_trial(
     reports, history.csv and stopping see one run. A stop in the head phase (a non-finite
     loss) skips the second phase.
 
+    With ``resources.gpus_per_trial`` of 2 or more the trial trains data-parallel over its GPUs
+    (:func:`~overfit_search.training.distribute.data_parallel`).
+
     Args:
-        sweep: The sweep (model, train and data sections).
+        sweep: The sweep (model, train, data and resources sections).
         params: The trial's knob values (searched and fixed).
         data: Decoded images and the split, shared by every trial.
         report: Called once per epoch with a row of :data:`HISTORY_COLUMNS`; the caller may

@@ -108,17 +108,20 @@ def test_steps_per_execution_for(requested: int, replicas: int) -> None:
     assert steps_per_execution_for(requested, replicas) == expected
 
 
-def _probe(backend: str, *args: str) -> dict[str, Any]:
+def _probe(
+    backend: str, *args: str, module: str = "tests.training._distribute_probe", timeout: int = 180
+) -> dict[str, Any]:
+    """Run a probe module in a fresh process on two CPU devices; its ``PROBE {json}`` line."""
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     if backend == "jax":
         env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
     done = subprocess.run(
-        [sys.executable, "-m", "tests.training._distribute_probe", *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("PROBE ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
@@ -201,24 +204,6 @@ def test_batch_note(batch_size: int | None, replicas: int, note: str) -> None:
     assert ("WARNING" in _batch_note(batch_size, replicas)) == ("WARNING" in note)
 
 
-def _trial_probe(backend: str) -> dict[str, Any]:
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    if backend == "jax":
-        env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.training._trial_probe"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("PROBE ")]
-    assert done.returncode == 0 and lines, done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(lines[-1].removeprefix("PROBE "))
-    return result
-
-
 @pytest.mark.parametrize(
     ("backend", "strategy", "steps"),
     [
@@ -239,7 +224,7 @@ def _trial_probe(backend: str) -> dict[str, Any]:
 def test_a_trial_with_two_gpus_trains_data_parallel(
     backend: str, strategy: str, steps: int
 ) -> None:
-    result = _trial_probe(backend)
+    result = _probe(backend, module="tests.training._trial_probe", timeout=300)
     assert result["train_images"] == 33  # the last batch (1 image) cannot split over two
     assert result["epochs"] == [1, 2, 3]  # two-phase: a recompile inside the set-up
     assert result["finite"]

@@ -295,3 +295,15 @@ def test_fit_trains_on_every_row_once_per_epoch(initial_epoch: int, epochs: int)
             **inputs, initial_epoch=initial_epoch, epochs=epochs, verbose=0, callbacks=[recorder]
         )
     assert recorder.per_epoch == [list(range(70))] * (2 * (epochs - initial_epoch))
+
+
+@pytest.mark.parametrize("limit", [None, 0, 200, 10**9])
+def test_predict_in_slices_equals_one_call(limit: int | None) -> None:
+    from overfit_search.training.feed import predict
+
+    x, _ = _brightest_channel(70)
+    model = _model()
+    whole = np.asarray(model.predict(x, batch_size=16, verbose=0), np.float64)
+    sliced = predict(model, x, 16, copy_limit_bytes=limit)  # 0: one batch per call
+    assert sliced.dtype == np.float64 and sliced.shape == whole.shape
+    np.testing.assert_allclose(sliced, whole, rtol=1e-6, atol=1e-7)
