@@ -16,7 +16,7 @@ import pandas as pd
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from overfit_search.config.schema import Sweep
+from overfit_search.config.schema import KNOBS, Sweep
 from overfit_search.errors import ConfigError, FatalError
 from overfit_search.search_space import split_space, trial_seed, two_phase
 
@@ -254,7 +254,7 @@ def seed_of(sweep: Sweep, trial: FrozenTrial) -> int:
 def best_sweep(sweep: Sweep, trial: FrozenTrial, fixed: dict[str, Any]) -> dict[str, Any]:
     """A complete sweep file with the trial's values fixed and max_epochs = its best epoch."""
     doc = sweep.model_dump(mode="json", exclude_none=True)
-    search = {k: v for k, v in doc["search"].items() if k not in (*_KNOB_NAMES, "baseline")}
+    search = {k: v for k, v in doc["search"].items() if k not in (*KNOBS, "baseline")}
     values = {**fixed, **trial.params}
     for knob in sweep.search.active_knobs():
         search[knob] = values[knob]
@@ -269,9 +269,6 @@ def best_sweep(sweep: Sweep, trial: FrozenTrial, fixed: dict[str, Any]) -> dict[
     doc["study"].pop("storage", None)
     doc["train"]["seed"] = seed_of(sweep, trial)
     return doc
-
-
-_KNOB_NAMES = ("dropout", "l2", "learning_rate", "augmentation", "frozen_fraction", "frozen_layers")
 
 
 def keep_top_weights(study: optuna.Study, trials_dir: Path, keep: int) -> list[int]:

@@ -16,7 +16,13 @@ from typing import Any
 
 import keras
 
-__all__ = ["data_parallel", "replicas_for", "steps_per_execution_for", "undistributed"]
+__all__ = [
+    "data_parallel",
+    "replicas_for",
+    "steps_per_execution_for",
+    "undistributed",
+    "visible_gpus",
+]
 
 
 def replicas_for(gpus_per_trial: float) -> int:
@@ -65,7 +71,7 @@ def steps_per_execution_for(requested: int, replicas: int) -> int:
     return requested
 
 
-def _visible_gpus(backend: str) -> list[Any]:
+def visible_gpus(backend: str) -> list[Any]:
     """The GPUs this process can see, as the backend names them (empty when none)."""
     if backend == "tensorflow":
         import tensorflow as tf
@@ -149,7 +155,7 @@ def data_parallel(
         )
         yield 1
         return
-    found = list(devices) if devices is not None else _visible_gpus(backend)
+    found = list(devices) if devices is not None else visible_gpus(backend)
     if len(found) < replicas:
         log(
             f"WARNING: resources.gpus_per_trial = {gpus_per_trial:g} asks for {replicas} "

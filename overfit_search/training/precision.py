@@ -7,21 +7,14 @@ from collections.abc import Iterator
 
 import keras
 
+from overfit_search.training.distribute import visible_gpus
+
 POLICIES = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
 
 def accelerator_present() -> bool:
     """Whether the backend sees a GPU (float16 pays off there; CPUs have bfloat16 instead)."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    if backend == "jax":
-        import jax
-
-        return any(d.platform == "gpu" for d in jax.devices())
-    return False
+    return bool(visible_gpus(keras.backend.backend()))
 
 
 def policy_name(setting: bool | str) -> str:

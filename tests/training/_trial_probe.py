@@ -20,7 +20,7 @@ from tests.training._distribute_probe import _devices
 
 def main() -> None:
     devices = _devices()  # before the backend starts
-    distribute._visible_gpus = lambda backend: devices  # the CPUs play the trial's GPUs
+    distribute.visible_gpus = lambda backend: devices  # the CPUs play the trial's GPUs
 
     from overfit_search.data import load_data
     from overfit_search.training.trial import run_trial

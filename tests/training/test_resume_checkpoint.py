@@ -28,6 +28,17 @@ def _interrupted_after(epochs: int) -> Any:
     return rows, report
 
 
+def _resume(sweep: Any, data: Any, tmp_path: Path) -> tuple[list[dict[str, Any]], _Recorder]:
+    """Run the trial again in ``tmp_path/1``, resuming from ``tmp_path/0``, seed 3."""
+    rows: list[dict[str, Any]] = []
+    recorder = _Recorder()
+    run_trial(
+        sweep, PARAMS, data, rows.append, tmp_path / "1", seed=3,
+        callbacks=[recorder], resume_from=tmp_path / "0",
+    )  # fmt: skip
+    return rows, recorder
+
+
 @pytest.mark.parametrize(
     ("head_epochs", "stop_after", "trainable_after"),
     [(0, 2, [4, 4]), (3, 2, [0, 4]), (2, 3, [4])],  # plain; inside phase 1; inside phase 2
@@ -42,12 +53,7 @@ def test_resume_replays_the_finished_epochs_and_trains_the_rest(
         run_trial(sweep, PARAMS, data, report, tmp_path / "0", seed=3)
     assert (tmp_path / "0" / CHECKPOINT).is_file()
 
-    rows: list[dict[str, Any]] = []
-    recorder = _Recorder()
-    run_trial(
-        sweep, PARAMS, data, rows.append, tmp_path / "1", seed=3,
-        callbacks=[recorder], resume_from=tmp_path / "0",
-    )  # fmt: skip
+    rows, recorder = _resume(sweep, data, tmp_path)
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     for before, again in zip(first, rows[:stop_after], strict=True):
         assert again["val_loss"] == pytest.approx(before["val_loss"])  # replayed, not retrained
@@ -64,12 +70,7 @@ def test_without_a_checkpoint_the_trial_starts_afresh(tmp_path: Path) -> None:
     sweep = _sweep(head_epochs=0, max_epochs=2)
     data = load_data(sweep.data)
     (tmp_path / "0").mkdir()
-    rows: list[dict[str, Any]] = []
-    recorder = _Recorder()
-    run_trial(
-        sweep, PARAMS, data, rows.append, tmp_path / "1", seed=3,
-        callbacks=[recorder], resume_from=tmp_path / "0",
-    )  # fmt: skip
+    _, recorder = _resume(sweep, data, tmp_path)
     assert recorder.epochs == [1, 2]
 
 
