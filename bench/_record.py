@@ -111,15 +111,15 @@ def record(
     """
     from overfit_search.config import load_sweep
     from overfit_search.data import load_data
-    from overfit_search.paths import cache_root
+    from overfit_search.paths import data_cache
     from overfit_search.search_space import split_space
     from overfit_search.training.trial import run_trial
 
     settings = {"train.keep_best_weights": 0, **(overrides or {})}
     sweep = load_sweep(sweep_path, settings)
     max_epochs = sweep.train.max_epochs
-    data = load_data(sweep.data, cache_dir=cache_root() / "data")
-    space, fixed = split_space(sweep.search)
+    data = load_data(sweep.data, cache_dir=data_cache())
+    space, fixed = split_space(sweep.search, sweep.train)
     configs = sample_configs(space, n_configs, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = _done_configs(out, max_epochs)

@@ -203,9 +203,9 @@ def run(args: argparse.Namespace) -> int:
     cfg, what = data_config(args.target, args.image_size)
     cache_dir = None
     if not args.no_cache:
-        from overfit_search.paths import cache_root
+        from overfit_search.paths import data_cache
 
-        cache_dir = cache_root() / "data"
+        cache_dir = data_cache()
     data = load_data(cfg, cache_dir=cache_dir)
     report = check_data(data, thresholds, max_examples=args.max_examples)
     if cfg.split == "sorted":

@@ -14,3 +14,8 @@ def cache_root() -> Path:
     """
     root = os.environ.get("OVERFIT_SEARCH_CACHE") or Path.home() / ".cache" / "overfit-search"
     return Path(root)
+
+
+def data_cache() -> Path:
+    """Where decoded images are cached (``<cache_root>/data``), shared by every study."""
+    return cache_root() / "data"

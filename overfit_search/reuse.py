@@ -114,9 +114,9 @@ def load_split_data(source: Source) -> ImageData:
         DataError: The data is missing or unusable.
     """
     from overfit_search.data import load_data
-    from overfit_search.paths import cache_root
+    from overfit_search.paths import data_cache
 
-    data = load_data(source.sweep.data, cache_dir=cache_root() / "data")
+    data = load_data(source.sweep.data, cache_dir=data_cache())
     saved = source.out / "split.csv" if source.out is not None else None
     if saved is not None and saved.is_file():
         before = pd.read_csv(saved, usecols=["file", "subset"])

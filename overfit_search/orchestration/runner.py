@@ -348,11 +348,11 @@ def _run_locked(
     url = _prepare_output(sweep, out, resume, overwrite)
 
     from overfit_search.data import load_data, sorted_split_warning
-    from overfit_search.paths import cache_root
+    from overfit_search.paths import data_cache
 
     if sweep.data.split == "sorted":
         logger.warning("%s", sorted_split_warning(sweep.data.validation_fraction))
-    data = load_data(sweep.data, cache_dir=cache_root() / "data")
+    data = load_data(sweep.data, cache_dir=data_cache())
     for warning in data.warnings:
         logger.warning("%s", warning)
     _check_data(data, out)
