@@ -13,12 +13,15 @@ classes) to a temporary folder, then, side by side in one run, at image size ``-
   model of the same shape, at one step per call and at the project's default;
 - ``idfd``: ``keras.utils.image_dataset_from_directory`` into the Keras 3 model, likewise.
 
-The model is Rescaling -> GlobalAveragePooling2D -> Dense, so the input pipeline is what is
-measured; a last row feeds it one batch over and over (no pipeline at all), the ceiling the
-model's own step sets on this machine. Prints per-epoch images/s (epochs 2+ are the steady
+The model (``--model``) is ``gap``: Rescaling -> GlobalAveragePooling2D -> Dense, or ``pixel``:
+one pixel of each image, rescaled -> Dense, whose step costs next to nothing even on a small CPU,
+so the input pipeline and not the model is what is measured. Every row uses the same model. A
+row feeds it one batch over and over (no pipeline at all): the ceiling the model's own step sets
+on this machine. Prints per-epoch images/s (epochs 2+ are the steady
 state), the first-epoch cost (decode), the decoded cache's size on disk, and the ratios. Run::
 
-    nice -n 10 python bench/data.py [--images 2400] [--epochs 4] [--source-px 128] [--size 96]
+    nice -n 10 python bench/data.py [--images 2400] [--epochs 4] [--source-px 128] [--size 96] \\
+        [--model gap|pixel]
 
 ``--source-px 200 --size 224`` is the shape of the ASL alphabet data set that ``sweeps/asl.yaml``
 reads (200 px JPEGs, MobileNetV2 at 224 px).
@@ -41,6 +44,8 @@ from PIL import Image
 
 SIZE = 96
 BATCH = 32
+MODEL = "gap"
+MODELS = ("gap", "pixel")
 OURS = "project (uint8 cache -> fit, as a trial)"
 IDG = "tf_keras ImageDataGenerator"
 IDFD = "keras image_dataset_from_directory"
@@ -101,13 +106,12 @@ def default_steps() -> int:
 def keras3_model(classes: int, steps: int) -> Any:
     import keras
 
+    if MODEL == "gap":
+        body = [keras.layers.Rescaling(1 / 255), keras.layers.GlobalAveragePooling2D()]
+    else:
+        body = [keras.layers.Lambda(lambda t: keras.ops.cast(t[:, 0, 0, :], "float32") / 255)]
     model = keras.Sequential(
-        [
-            keras.Input((SIZE, SIZE, 3)),
-            keras.layers.Rescaling(1 / 255),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(classes, activation="softmax"),
-        ]
+        [keras.Input((SIZE, SIZE, 3)), *body, keras.layers.Dense(classes, activation="softmax")]
     )
     model.compile("adam", "sparse_categorical_crossentropy", steps_per_execution=steps)
     return model
@@ -192,10 +196,14 @@ def bench_idg(root: Path, epochs: int, steps: int) -> dict[str, Any]:
     flow = tf_keras.preprocessing.image.ImageDataGenerator(rescale=1 / 255).flow_from_directory(
         str(root), target_size=(SIZE, SIZE), batch_size=BATCH, class_mode="sparse", seed=0
     )
+    if MODEL == "gap":  # no Rescaling: the generator rescales
+        body = [tf_keras.layers.GlobalAveragePooling2D()]
+    else:
+        body = [tf_keras.layers.Lambda(lambda t: t[:, 0, 0, :])]
     model = tf_keras.Sequential(
         [
             tf_keras.Input((SIZE, SIZE, 3)),
-            tf_keras.layers.GlobalAveragePooling2D(),
+            *body,
             tf_keras.layers.Dense(flow.num_classes, activation="softmax"),
         ]
     )
@@ -219,14 +227,15 @@ def bench_idfd(root: Path, epochs: int, steps: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    global SIZE
+    global SIZE, MODEL
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2400)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--source-px", type=int, default=128, help="JPEG side written")
     parser.add_argument("--size", type=int, default=SIZE, help="image size fed to fit")
+    parser.add_argument("--model", choices=MODELS, default=MODEL, help="trivial model of every row")
     args = parser.parse_args()
-    SIZE = args.size
+    SIZE, MODEL = args.size, args.model
     tmp = Path(tempfile.mkdtemp(prefix="bench-data-"))
     try:
         root = tmp / "images"
@@ -250,7 +259,10 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rates = {}
-    print(f"\nimage size {SIZE}, batch {BATCH}, {args.epochs} epochs; images/s per epoch")
+    print(
+        f"\nmodel {MODEL}, image size {SIZE}, batch {BATCH}, {args.epochs} epochs; "
+        "images/s per epoch"
+    )
     for name, r in results.items():
         per_epoch = [r["images"] / s for s in r["epochs"]]
         steady = r["images"] * (len(r["epochs"]) - 1) / sum(r["epochs"][1:])
