@@ -68,6 +68,10 @@ class ModelConfig(_Section):
     backbone: str = "mobilenet_v2"
     weights: str = "imagenet"
     preprocess: Literal["auto", "unit", "none"] = "auto"
+    batchnorm: Literal["frozen", "train"] = "frozen"
+    """``frozen``: every BatchNormalization layer of the backbone stays non-trainable, so it
+    runs in inference mode with its pretrained statistics, also in the unfrozen layers (the
+    Keras transfer-learning guide's advice); ``train``: those in unfrozen layers train."""
     head: HeadConfig = Field(default_factory=HeadConfig)
 
     @field_validator("backbone")

@@ -178,13 +178,34 @@ def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return found
 
 
-def freeze(backbone: Backbone, frozen_fraction: float | None, frozen_layers: int | None) -> int:
+def freeze(
+    backbone: Backbone,
+    frozen_fraction: float | None,
+    frozen_layers: int | None,
+    batchnorm: str = "frozen",
+) -> int:
     """Freeze the backbone from the input side; return how many layers are frozen.
 
     Layers are the backbone's own ``layers`` list without its InputLayer, in order, so
     ``frozen_layers: 20`` freezes the first 20 of them and ``frozen_fraction: 0.5`` the
     first ``round(0.5 * n)``. Frozen BatchNormalization layers run in inference mode
-    (Keras 3 does that for any non-trainable BatchNormalization).
+    (Keras 3 does that for any non-trainable BatchNormalization). With ``batchnorm`` of
+    ``"frozen"`` every BatchNormalization layer of the backbone (nested ones too) is frozen,
+    including those among the unfrozen layers: in training mode they would normalise with the
+    statistics of each small fine-tuning batch while evaluation uses moving statistics that
+    barely move (momentum 0.99 or 0.999), and the two disagree (the Keras transfer-learning
+    guide's advice; measured in ``tests/models/test_batchnorm.py``).
+
+    Args:
+        backbone: The backbone to freeze in place.
+        frozen_fraction: Fraction of the layers to freeze, or None.
+        frozen_layers: Number of layers to freeze, or None (with ``frozen_fraction`` None
+            too: none).
+        batchnorm: ``"frozen"`` or ``"train"`` (``model.batchnorm``).
+
+    Returns:
+        The number of layers frozen (for a module that cannot be frozen layer by layer: 1 or
+        0).
     """
     model = backbone.model
     if not backbone.layer_freezable:
@@ -198,4 +219,8 @@ def freeze(backbone: Backbone, frozen_fraction: float | None, frozen_layers: int
     model.trainable = True
     for i, lay in enumerate(layers):
         lay.trainable = i >= count
+    if batchnorm == "frozen":
+        for lay in _all_layers(model):
+            if isinstance(lay, keras.layers.BatchNormalization):
+                lay.trainable = False
     return count

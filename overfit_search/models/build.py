@@ -49,7 +49,12 @@ def build_model(
     """
     size = sweep.data.image_size
     backbone = build_backbone(sweep.model, size)
-    frozen = freeze(backbone, params.get("frozen_fraction"), params.get("frozen_layers"))
+    frozen = freeze(
+        backbone,
+        params.get("frozen_fraction"),
+        params.get("frozen_layers"),
+        sweep.model.batchnorm,
+    )
     l2 = keras.regularizers.L2(float(params["l2"])) if params["l2"] > 0 else None
 
     inputs = keras.Input((size, size, 3), name="image")

@@ -280,7 +280,8 @@ def _train(
     backbone = built.backbone
     _log(
         trial_dir,
-        f"params {params}; backbone layers frozen {built.frozen_layers}/{built.backbone_layers}; "
+        f"params {params}; backbone layers frozen {built.frozen_layers}/{built.backbone_layers}, "
+        f"batchnorm {sweep.model.batchnorm}; "
         f"train {len(data.y_train)} validation {len(data.y_val)} images; "
         f"backend {keras.backend.backend()}; dtype policy {policy}",
     )
@@ -328,7 +329,12 @@ def _train(
 
     if 0 < head_epochs <= start:  # resuming in the fine-tuning phase
         assert backbone is not None
-        freeze(backbone, params.get("frozen_fraction"), params.get("frozen_layers"))
+        freeze(
+            backbone,
+            params.get("frozen_fraction"),
+            params.get("frozen_layers"),
+            sweep.model.batchnorm,
+        )
         learning_rate *= lr_factor
     elif head_epochs > 0:
         assert backbone is not None
@@ -343,7 +349,12 @@ def _train(
         fit(start, head_epochs)
         if head_epochs >= train.max_epochs or built.model.stop_training:
             return _finished(built.model, trial_dir)
-        frozen = freeze(backbone, params.get("frozen_fraction"), params.get("frozen_layers"))
+        frozen = freeze(
+            backbone,
+            params.get("frozen_fraction"),
+            params.get("frozen_layers"),
+            sweep.model.batchnorm,
+        )
         learning_rate *= lr_factor
         _log(
             trial_dir,

@@ -84,13 +84,12 @@ def _bn_backbone(path: Path) -> None:
     keras.Model(inputs, x, name="bn_backbone").save(path)
 
 
-def _freeze_and_bn(work: Path) -> dict[str, Any]:
-    """Freeze half of a BN backbone, train two steps: the frozen BN must not move."""
+def _freeze_and_bn(work: Path, batchnorm: str) -> dict[str, Any]:
+    """Freeze half of a BN backbone, train two steps: a frozen BN must not move."""
     path = work / "bn_backbone.keras"
     _bn_backbone(path)
-    sweep = sweep_from_dict(
-        {"name": "bn", "data": DATA, "model": {"backbone": f"file:{path}", "preprocess": "unit"}}
-    )
+    model = {"backbone": f"file:{path}", "preprocess": "unit", "batchnorm": batchnorm}
+    sweep = sweep_from_dict({"name": "bn", "data": DATA, "model": model})
     keras.utils.set_random_seed(0)
     built = build_model(sweep, {**PARAMS, "augmentation": 0.0}, num_classes=3)
     backbone = built.model.get_layer("bn_backbone")
@@ -118,12 +117,12 @@ def _freeze_and_bn(work: Path) -> dict[str, Any]:
     }
 
 
-def _mobilenet_counts() -> dict[str, Any]:
+def _mobilenet_counts(batchnorm: str) -> dict[str, Any]:
     sweep = sweep_from_dict(
         {
             "name": "mnv2",
             "data": {"source": "digits", "image_size": 32},
-            "model": {"backbone": "mobilenet_v2", "weights": "none"},
+            "model": {"backbone": "mobilenet_v2", "weights": "none", "batchnorm": batchnorm},
         }
     )
     built = build_model(sweep, PARAMS, num_classes=3)
@@ -156,8 +155,8 @@ def main(out: Path) -> None:
         # the cached pretrained builtin, whichever backend pretrained it
         "builtin_checksums": [float(np.abs(_numpy(w)).sum()) for w in builtin.weights],
         "trial": _trial(out),
-        "bn": _freeze_and_bn(out),
-        "mobilenet_v2": _mobilenet_counts(),
+        "bn": {mode: _freeze_and_bn(out, mode) for mode in ("frozen", "train")},
+        "mobilenet_v2": {mode: _mobilenet_counts(mode) for mode in ("frozen", "train")},
         "tfhub_message": _tfhub_message(),
     }
     result["seconds"] = time.monotonic() - started

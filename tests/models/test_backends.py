@@ -79,32 +79,41 @@ def test_real_two_phase_trial_runs(probe: Any, backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_freeze_and_batchnorm_modes(probe: Any, backend: str) -> None:
-    bn = probe(backend)["bn"]
+@pytest.mark.parametrize("batchnorm", ["frozen", "train"])
+def test_freeze_and_batchnorm_modes(probe: Any, backend: str, batchnorm: str) -> None:
+    bn = probe(backend)["bn"][batchnorm]
+    trains = batchnorm == "train"
     assert bn["frozen_layers"] == 3
     assert bn["layer_trainable"] == {
         "conv0": False,
         "bn0": False,
         "relu0": False,
         "conv1": True,
-        "bn1": True,
+        "bn1": trains,  # batchnorm: frozen keeps it in inference mode among unfrozen layers
         "relu1": True,
     }
     # frozen BN: neither its scale/offset nor its moving statistics move (inference mode)
     assert bn["bn_moved"]["bn0"] == [False, False, False, False]
-    assert bn["bn_moved"]["bn1"] == [True, True, True, True]
-    # conv1 kernel+bias, bn1 gamma+beta, classifier kernel+bias
-    assert bn["trainable_weights"] == 6
-    assert bn["non_trainable_weights"] == 8
+    assert bn["bn_moved"]["bn1"] == [trains] * 4
+    # conv1 kernel+bias, [bn1 gamma+beta,] classifier kernel+bias
+    assert bn["trainable_weights"] == (6 if trains else 4)
+    assert bn["non_trainable_weights"] == (8 if trains else 10)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_mobilenet_v2_freeze_counts(probe: Any, backend: str) -> None:
-    assert probe(backend)["mobilenet_v2"] == {
+@pytest.mark.parametrize(
+    ("batchnorm", "trainable", "non_trainable", "bn_trainable"),
+    [("frozen", 28, 234, 0), ("train", 80, 182, 26)],
+)
+def test_mobilenet_v2_freeze_counts(
+    probe: Any, backend: str, batchnorm: str, trainable: int, non_trainable: int, bn_trainable: int
+) -> None:
+    # 52 BatchNormalization layers with gamma and beta each; 26 of them in the unfrozen half
+    assert probe(backend)["mobilenet_v2"][batchnorm] == {
         "frozen_layers": 76,
-        "trainable_weights": 80,
-        "non_trainable_weights": 182,
-        "bn_trainable": 26,
+        "trainable_weights": trainable,
+        "non_trainable_weights": non_trainable,
+        "bn_trainable": bn_trainable,
         "bn_total": 52,
     }
 

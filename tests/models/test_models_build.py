@@ -62,7 +62,7 @@ def test_freeze_counts_from_the_input_side_and_bn_is_frozen() -> None:
     )
     backbone = build_backbone(sweep.model, 32)
     layers = [lay for lay in backbone.model.layers if not isinstance(lay, keras.layers.InputLayer)]
-    count = freeze(backbone, 0.5, None)
+    count = freeze(backbone, 0.5, None, "train")  # batchnorm: frozen is test_batchnorm.py's
     assert count == round(0.5 * len(layers))
     assert all(not lay.trainable for lay in layers[:count])
     assert all(lay.trainable for lay in layers[count:])
