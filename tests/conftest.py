@@ -60,3 +60,26 @@ def digits_sweep(name: str, **sections: dict[str, Any]) -> dict[str, Any]:
     for section, values in sections.items():
         doc[section] = {**doc.get(section, {}), **values}
     return doc
+
+
+def fixture_digits_sweep(
+    name: str, backbone: str, validation_fraction: float, **sections: dict[str, Any]
+) -> dict[str, Any]:
+    """Digits 5-9 at 32 px (20 training images each) on ``backbone``, usually the pretrained
+    fixture (``file:{MOBILENET_H5}#mobilenetv2_1.00_160``, resized up to 160 px); each given
+    section updates the default one."""
+    doc: dict[str, Any] = {
+        "name": name,
+        "data": {
+            "source": "digits",
+            "image_size": 32,
+            "digits_classes": [5, 6, 7, 8, 9],
+            "train_per_class": 20,
+            "validation_fraction": validation_fraction,
+        },
+        "model": {"backbone": backbone},
+        "train": {"augment_flip": False},
+    }
+    for section, values in sections.items():
+        doc[section] = {**doc.get(section, {}), **values}
+    return doc

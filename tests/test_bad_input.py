@@ -30,6 +30,7 @@ BAD_SWEEPS: list[tuple[str, str | dict[str, Any], list[str]]] = [
     ),
     ("unknown backbone", tiny_sweep(model={"backbone": "mobilenet_v9"}), ["mobilenet_v2"]),
     ("unknown sampler", tiny_sweep(study={"sampler": "bayes"}), ["study.sampler", "tpe"]),
+    ("unknown batchnorm", tiny_sweep(model={"batchnorm": "fixed"}), ["model.batchnorm", "frozen"]),
     ("unknown rule", tiny_sweep(pruning={"rule": {"name": "glx"}}), ["pruning.rule", "gl"]),
     (
         "invalid group regex",

@@ -19,7 +19,7 @@ from overfit_search.config import sweep_from_dict
 from overfit_search.data import load_data
 from overfit_search.models.backbones import build_backbone, freeze
 from overfit_search.training.trial import run_trial
-from tests.conftest import MOBILENET_H5, tiny_sweep
+from tests.conftest import MOBILENET_H5, fixture_digits_sweep, tiny_sweep
 
 
 def _bn_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
@@ -40,6 +40,9 @@ def _mobilenet(batchnorm: str = "frozen") -> Any:
         )
     )
     return build_backbone(sweep.model, 32)
+
+
+HALF_UNFROZEN = {"dropout": 0.0, "l2": 0.0, "augmentation": 0.0, "frozen_fraction": 0.5}
 
 
 @pytest.mark.parametrize("batchnorm", ["frozen", "train"])
@@ -88,13 +91,7 @@ def test_a_real_trial_keeps_batchnorm_statistics_only_when_frozen(
             train={"batch_size": 16, "max_epochs": 1},
         )
     )
-    params = {
-        "dropout": 0.0,
-        "l2": 0.0,
-        "learning_rate": 1e-3,
-        "augmentation": 0.0,
-        "frozen_fraction": 0.5,
-    }
+    params = {**HALF_UNFROZEN, "learning_rate": 1e-3}
     model = run_trial(sweep, params, load_data(sweep.data), lambda row: None, tmp_path, seed=0)
     norms = _bn_layers(model)
     moved = [
@@ -112,29 +109,15 @@ def test_a_real_trial_keeps_batchnorm_statistics_only_when_frozen(
 
 def _fixture_trial(batchnorm: str, trial_dir: Path) -> list[dict[str, Any]]:
     sweep = sweep_from_dict(
-        {
-            "name": "bn",
-            "data": {
-                "source": "digits",
-                "image_size": 32,
-                "digits_classes": [5, 6, 7, 8, 9],
-                "train_per_class": 20,
-                "validation_fraction": 0.2,
-            },
-            "model": {
-                "backbone": f"file:{MOBILENET_H5}#mobilenetv2_1.00_160",
-                "batchnorm": batchnorm,
-            },
-            "train": {"batch_size": 16, "max_epochs": 3, "augment_flip": False},
-        }
+        fixture_digits_sweep(
+            "bn",
+            f"file:{MOBILENET_H5}#mobilenetv2_1.00_160",
+            0.2,
+            model={"batchnorm": batchnorm},
+            train={"batch_size": 16, "max_epochs": 3},
+        )
     )
-    params = {
-        "dropout": 0.0,
-        "l2": 0.0,
-        "learning_rate": 1e-4,
-        "augmentation": 0.0,
-        "frozen_fraction": 0.5,
-    }
+    params = {**HALF_UNFROZEN, "learning_rate": 1e-4}
     rows: list[dict[str, Any]] = []
     run_trial(sweep, params, load_data(sweep.data), rows.append, trial_dir, seed=0)
     return rows

@@ -17,7 +17,7 @@ import pytest
 
 from overfit_search.config import sweep_from_dict
 from overfit_search.data import load_data
-from tests.conftest import MOBILENET_H5
+from tests.conftest import MOBILENET_H5, fixture_digits_sweep
 
 pytestmark = [
     pytest.mark.slow,
@@ -53,18 +53,9 @@ def _trial(backbone: str, trial_dir: Path) -> list[dict[str, Any]]:
     from overfit_search.training.trial import run_trial
 
     sweep = sweep_from_dict(
-        {
-            "name": "fixture",
-            "data": {
-                "source": "digits",
-                "image_size": 32,
-                "digits_classes": [5, 6, 7, 8, 9],
-                "train_per_class": 20,
-                "validation_fraction": 0.1,
-            },
-            "model": {"backbone": backbone},
-            "train": {"batch_size": 32, "max_epochs": EPOCHS, "augment_flip": False},
-        }
+        fixture_digits_sweep(
+            "fixture", backbone, 0.1, train={"batch_size": 32, "max_epochs": EPOCHS}
+        )
     )
     rows: list[dict[str, Any]] = []
     run_trial(sweep, PARAMS, load_data(sweep.data), rows.append, trial_dir, seed=0)
