@@ -529,7 +529,9 @@ def _run_tune(
     from overfit_search.orchestration.stopper import OverfitStopper
     from overfit_search.orchestration.trainable import train_trial
 
-    searcher = OverfitOptunaSearch(study, space, fixed, judge, sweep, progress=tracker)
+    searcher = OverfitOptunaSearch(
+        study, space, fixed, judge, sweep, progress=tracker, trials_dir=out / "trials"
+    )
     started_ray = _ray_init(sweep)
     res = sweep.resources
     max_concurrent = res.max_concurrent

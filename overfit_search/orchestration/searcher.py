@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -35,6 +36,9 @@ BROKEN_AFTER = 5
 
 TRIAL_NUMBER_KEY = "__trial_number"
 RESUME_KEY = "__resume_from"
+CRASH_REASON_FILE = "crash_reason.txt"
+"""Written into ``trials/<number>/`` by a trial that ends its own worker process (the hang
+watchdog, :mod:`~overfit_search.orchestration.trainable`): the reason the study records."""
 """Config key: the number of the interrupted trial whose configuration this trial re-runs."""
 
 
@@ -48,6 +52,8 @@ class OverfitOptunaSearch(OptunaSearch):
         judge: The decision object the stopper feeds (shared, both run in the driver).
         sweep: The sweep (objective, max_epochs).
         progress: The live table to update as trials start and finish.
+        trials_dir: The results' ``trials/`` folder, where a trial whose process ended may
+            have left its reason (:data:`CRASH_REASON_FILE`).
     """
 
     def __init__(
@@ -58,6 +64,7 @@ class OverfitOptunaSearch(OptunaSearch):
         judge: OverfitJudge,
         sweep: Sweep,
         progress: SweepProgress | None = None,
+        trials_dir: Path | None = None,
     ) -> None:
         multi = len(study.directions) > 1
         super().__init__(
@@ -72,6 +79,7 @@ class OverfitOptunaSearch(OptunaSearch):
         self._judge = judge
         self._sweep = sweep
         self._progress = progress
+        self._trials_dir = trials_dir
         self._multi = multi
         self._reported: dict[str, set[int]] = {}
         self._numbers: dict[str, int] = {}
@@ -149,8 +157,7 @@ class OverfitOptunaSearch(OptunaSearch):
             self._record(trial_id, result)
         failed = (result or {}).get("failed")
         if error and not failed:
-            number = self._numbers.get(trial_id)
-            failed = f"the trial process crashed (see trials/{number}/)"
+            failed = self._crash_reason(self._numbers.get(trial_id))
         outcome = self._judge.outcome(trial_id, failed=failed)
         self._note_end(outcome.state, outcome.reason)
         ot_trial = self._ot_trials[trial_id]
@@ -168,6 +175,17 @@ class OverfitOptunaSearch(OptunaSearch):
                 ot_trial.number,
                 int(frozen.user_attrs.get("epochs_run") or 0),
             )
+
+    def _crash_reason(self, number: int | None) -> str:
+        """Why trial ``number``'s process died: what it wrote before ending itself, if it did."""
+        if self._trials_dir is not None and number is not None:
+            try:
+                text = (self._trials_dir / str(number) / CRASH_REASON_FILE).read_text().strip()
+            except OSError:
+                text = ""
+            if text:
+                return text.splitlines()[0]
+        return f"the trial process crashed (see trials/{number}/)"
 
     def _note_end(self, state: str, reason: str | None) -> None:
         self._ended.append((state, reason))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import math
 import os
 import re
+import threading
+import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +18,7 @@ from ray import tune
 
 from overfit_search.config.schema import Sweep
 from overfit_search.data.dataset import ImageData
-from overfit_search.orchestration.searcher import RESUME_KEY, TRIAL_NUMBER_KEY
+from overfit_search.orchestration.searcher import CRASH_REASON_FILE, RESUME_KEY, TRIAL_NUMBER_KEY
 from overfit_search.search_space import trial_seed
 
 _OOM = ("ResourceExhaustedError", "MemoryError", "OutOfMemoryError", "XlaRuntimeError")
@@ -30,6 +35,88 @@ def failure_reason(exc: BaseException) -> str:
             "data.image_size, or give each trial more of a GPU (resources.gpus_per_trial)"
         )
     return f"{name}: {first}"[:500]
+
+
+HANG_GRACE_S = 30.0
+"""The hang watchdog waits this long (or a tenth of ``train.trial_timeout`` if that is longer)
+past the timeout: time for the per-batch check to fail the trial the normal way first."""
+
+HANG_EXIT_CODE = 70
+
+
+def hang_deadline(trial_timeout: float) -> float:
+    """Seconds after its start at which a trial still running is taken to hang.
+
+    ``train.trial_timeout`` is checked after every compiled call of batches and every epoch,
+    which fails the trial cleanly and keeps its worker. A trial that gets past the timeout by
+    this much never reached such a check: it hangs inside a batch, an evaluation, model
+    building or data loading, where no Python code of ours runs.
+    """
+    return trial_timeout + max(HANG_GRACE_S, 0.1 * trial_timeout)
+
+
+class HangWatchdog:
+    """Ends the worker process of a trial that hangs past its timeout, saying why first.
+
+    Nothing can interrupt a thread stuck in a TensorFlow or JAX kernel, so the watchdog, a
+    daemon timer thread, writes the reason to ``trials/<n>/`` (:data:`CRASH_REASON_FILE`,
+    which the searcher records as the trial's FAIL reason, and ``trial.log``), dumps every
+    thread's stack to ``traceback.txt``, and ends the process. Ray Tune then sees the
+    trial's actor die, the study records FAIL, and the next trial starts in a new worker.
+
+    Args:
+        trial_dir: The trial's folder.
+        trial_timeout: ``train.trial_timeout`` in seconds.
+        end_process: Called with :data:`HANG_EXIT_CODE` to end the process (``os._exit``:
+            no cleanup, since a hung thread could block it).
+    """
+
+    def __init__(
+        self,
+        trial_dir: Path,
+        trial_timeout: float,
+        end_process: Callable[[int], object] = os._exit,
+    ) -> None:
+        self.trial_dir = trial_dir
+        self.trial_timeout = trial_timeout
+        self.deadline = hang_deadline(trial_timeout)
+        self._end_process = end_process
+        self._started = time.monotonic()
+        self._timer = threading.Timer(self.deadline, self._fire)
+        self._timer.daemon = True
+        self._lock = threading.Lock()
+        self._done = False
+
+    def __enter__(self) -> HangWatchdog:
+        self._started = time.monotonic()
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:  # a trial that ended is never ended by a late firing
+            self._done = True
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        seconds = time.monotonic() - self._started
+        reason = (
+            f"hung: still running {seconds:.0f}s after it started, past "
+            f"train.trial_timeout={self.trial_timeout:g}s, without finishing a batch to stop "
+            f"at; its worker process was ended (thread stacks in trials/{self.trial_dir.name}/"
+            "traceback.txt)"
+        )
+        try:
+            (self.trial_dir / CRASH_REASON_FILE).write_text(reason + "\n")
+            with (self.trial_dir / "trial.log").open("a") as fh:
+                fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {reason}\n")
+            with (self.trial_dir / "traceback.txt").open("w") as fh:
+                faulthandler.dump_traceback(fh, all_threads=True)
+        finally:
+            self._end_process(HANG_EXIT_CODE)
 
 
 def _stop_requested() -> bool:
@@ -62,6 +149,7 @@ def train_trial(
     trial_dir = Path(output) / "trials" / str(number)
     trial_dir.mkdir(parents=True, exist_ok=True)
     (trial_dir / "traceback.txt").unlink(missing_ok=True)
+    (trial_dir / CRASH_REASON_FILE).unlink(missing_ok=True)
     import ray
 
     with (trial_dir / "trial.log").open("a") as fh:  # the resources Ray gave this trial
@@ -77,18 +165,20 @@ def train_trial(
 
     # A re-run of an interrupted trial keeps that trial's seed: the same configuration again.
     seed = trial_seed(sweep, number if resume_from is None else int(resume_from))
+    timeout = sweep.train.trial_timeout
     try:
         earlier = None if resume_from is None else trial_dir.parent / str(resume_from)
-        run_trial(
-            sweep,
-            params,
-            data,
-            report,
-            trial_dir,
-            seed=seed,
-            resume_from=earlier,
-            should_stop=_stop_requested,
-        )
+        with HangWatchdog(trial_dir, timeout) if timeout else contextlib.nullcontext():
+            run_trial(
+                sweep,
+                params,
+                data,
+                report,
+                trial_dir,
+                seed=seed,
+                resume_from=earlier,
+                should_stop=_stop_requested,
+            )
     except TrialStopped:
         return  # stopped by the stopper or the scheduler: already recorded from its reports
     except Exception as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -10,7 +11,11 @@ import pytest
 from optuna.trial import TrialState
 
 from overfit_search.config import sweep_from_dict
-from overfit_search.orchestration.searcher import TRIAL_NUMBER_KEY, OverfitOptunaSearch
+from overfit_search.orchestration.searcher import (
+    CRASH_REASON_FILE,
+    TRIAL_NUMBER_KEY,
+    OverfitOptunaSearch,
+)
 from overfit_search.orchestration.stopper import OverfitStopper
 from overfit_search.pruning import GLRule, OverfitJudge
 from overfit_search.results.exports import trials_frame
@@ -18,7 +23,9 @@ from overfit_search.search_space import split_space
 from tests.conftest import tiny_sweep
 
 
-def _setup(mode: str = "constrained", min_trials: int = 2) -> tuple[Any, ...]:
+def _setup(
+    mode: str = "constrained", min_trials: int = 2, trials_dir: Path | None = None
+) -> tuple[Any, ...]:
     sweep = sweep_from_dict(
         tiny_sweep(
             train={"max_epochs": 6},
@@ -33,7 +40,7 @@ def _setup(mode: str = "constrained", min_trials: int = 2) -> tuple[Any, ...]:
     )
     space, fixed = split_space(sweep.search)
     judge = OverfitJudge(GLRule(alpha=5), grace_epochs=2, compare_min_trials=min_trials)
-    searcher = OverfitOptunaSearch(study, space, fixed, judge, sweep)
+    searcher = OverfitOptunaSearch(study, space, fixed, judge, sweep, trials_dir=trials_dir)
     return searcher, OverfitStopper(judge), study
 
 
@@ -101,6 +108,22 @@ def test_failed_trial_is_fail_with_reason() -> None:
     (trial,) = study.get_trials()
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["fail_reason"] == "ResourceExhaustedError: OOM"
+
+
+@pytest.mark.parametrize("left_reason", [True, False])
+def test_a_crashed_trial_is_fail_with_the_reason_it_left(tmp_path: Path, left_reason: bool) -> None:
+    # Ray reports a dead trial process as error=True with no result of its own.
+    searcher, _, study = _setup(trials_dir=tmp_path)
+    config = searcher.suggest("x")
+    number = config[TRIAL_NUMBER_KEY]
+    if left_reason:
+        (tmp_path / str(number)).mkdir()
+        (tmp_path / str(number) / CRASH_REASON_FILE).write_text("hung: past the timeout\nmore\n")
+    searcher.on_trial_complete("x", None, error=True)
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.FAIL
+    expected = "hung: past the timeout" if left_reason else f"crashed (see trials/{number}/)"
+    assert trial.user_attrs["fail_reason"].endswith(expected)
 
 
 def test_nan_trial_is_fail_for_the_user_and_bad_for_the_sampler() -> None:
