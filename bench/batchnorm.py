@@ -6,7 +6,7 @@ one configuration, trained by the project's own ``run_trial`` once per ``batchno
 with the same seed; prints val_loss, train_eval_loss and val accuracy per epoch. Run::
 
     nice -n 10 python bench/batchnorm.py [--learning-rate 1e-4] [--frozen-fraction 0.5] \\
-        [--epochs 5]
+        [--epochs 5] [--head-epochs 0] [--finetune-lr-factor 0.1] [--batchnorm frozen,train]
 
 Needs ``../shared/fixtures/mobilenetv2_160_stanford_dogs.h5``.
 """
@@ -30,6 +30,9 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--frozen-fraction", type=float, default=0.5)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--head-epochs", type=int, default=0, help="train.head_epochs")
+    parser.add_argument("--finetune-lr-factor", type=float, default=0.1)
+    parser.add_argument("--batchnorm", default="frozen,train", help="settings to run, in order")
     args = parser.parse_args()
 
     from _record import rebuild_mobilenet
@@ -48,8 +51,12 @@ def main() -> None:
         "augmentation": 0.2,
         "frozen_fraction": args.frozen_fraction,
     }
-    print(f"params {params}, {args.epochs} epochs, no stopping", flush=True)
-    for batchnorm in ("frozen", "train"):
+    print(
+        f"params {params}, {args.epochs} epochs (head_epochs {args.head_epochs}, "
+        f"finetune_lr_factor {args.finetune_lr_factor:g}), no stopping",
+        flush=True,
+    )
+    for batchnorm in args.batchnorm.split(","):
         sweep = load_sweep(
             demo,
             {
@@ -61,6 +68,8 @@ def main() -> None:
                 "model.batchnorm": batchnorm,
                 "train.batch_size": 32,
                 "train.max_epochs": args.epochs,
+                "train.head_epochs": args.head_epochs,
+                "train.finetune_lr_factor": args.finetune_lr_factor,
                 "train.keep_best_weights": 0,
                 "pruning.rule.alpha": 1e9,  # GL never fires: every epoch is shown
             },
