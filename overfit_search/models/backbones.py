@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -224,3 +225,8 @@ def freeze(
             if isinstance(lay, keras.layers.BatchNormalization):
                 lay.trainable = False
     return count
+
+
+def freeze_for_trial(backbone: Backbone, params: dict[str, Any], batchnorm: str) -> int:
+    """:func:`freeze` with a trial's ``frozen_fraction`` / ``frozen_layers`` knob values."""
+    return freeze(backbone, params.get("frozen_fraction"), params.get("frozen_layers"), batchnorm)

@@ -9,7 +9,7 @@ import keras
 
 from overfit_search.config.schema import Sweep
 from overfit_search.models.augment import augmentation
-from overfit_search.models.backbones import Backbone, build_backbone, freeze
+from overfit_search.models.backbones import Backbone, build_backbone, freeze_for_trial
 from overfit_search.models.layers import PositionAttention, Preprocess
 
 
@@ -49,12 +49,7 @@ def build_model(
     """
     size = sweep.data.image_size
     backbone = build_backbone(sweep.model, size)
-    frozen = freeze(
-        backbone,
-        params.get("frozen_fraction"),
-        params.get("frozen_layers"),
-        sweep.model.batchnorm,
-    )
+    frozen = freeze_for_trial(backbone, params, sweep.model.batchnorm)
     l2 = keras.regularizers.L2(float(params["l2"])) if params["l2"] > 0 else None
 
     inputs = keras.Input((size, size, 3), name="image")

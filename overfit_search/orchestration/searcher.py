@@ -36,10 +36,10 @@ BROKEN_AFTER = 5
 
 TRIAL_NUMBER_KEY = "__trial_number"
 RESUME_KEY = "__resume_from"
+"""Config key: the number of the interrupted trial whose configuration this trial re-runs."""
 CRASH_REASON_FILE = "crash_reason.txt"
 """Written into ``trials/<number>/`` by a trial that ends its own worker process (the hang
 watchdog, :mod:`~overfit_search.orchestration.trainable`): the reason the study records."""
-"""Config key: the number of the interrupted trial whose configuration this trial re-runs."""
 
 
 class OverfitOptunaSearch(OptunaSearch):

@@ -16,7 +16,7 @@ import numpy as np
 from overfit_search.config.schema import Sweep, TrainConfig
 from overfit_search.data.dataset import ImageData
 from overfit_search.errors import TrialError
-from overfit_search.models.backbones import freeze
+from overfit_search.models.backbones import freeze, freeze_for_trial
 from overfit_search.models.build import build_model, make_optimizer
 from overfit_search.search_space import two_phase
 from overfit_search.training.distribute import (
@@ -329,12 +329,7 @@ def _train(
 
     if 0 < head_epochs <= start:  # resuming in the fine-tuning phase
         assert backbone is not None
-        freeze(
-            backbone,
-            params.get("frozen_fraction"),
-            params.get("frozen_layers"),
-            sweep.model.batchnorm,
-        )
+        freeze_for_trial(backbone, params, sweep.model.batchnorm)
         learning_rate *= lr_factor
     elif head_epochs > 0:
         assert backbone is not None
@@ -349,12 +344,7 @@ def _train(
         fit(start, head_epochs)
         if head_epochs >= train.max_epochs or built.model.stop_training:
             return _finished(built.model, trial_dir)
-        frozen = freeze(
-            backbone,
-            params.get("frozen_fraction"),
-            params.get("frozen_layers"),
-            sweep.model.batchnorm,
-        )
+        frozen = freeze_for_trial(backbone, params, sweep.model.batchnorm)
         learning_rate *= lr_factor
         _log(
             trial_dir,
