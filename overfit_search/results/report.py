@@ -34,6 +34,9 @@ from overfit_search.results.exports import (
 REPORT = "report.html"
 FIGURES_DIR = "figures"
 MAX_ROWS = 100
+CHANCE_FACTOR = 1.5
+"""A finished trial whose best validation accuracy never exceeded this many times chance
+(1 / classes) is reported as stuck at chance."""
 """Longest list (skipped files, unreadable files, duplicate pairs) shown in full."""
 
 _STYLE = """
@@ -265,9 +268,60 @@ def _chosen_line(r: Results) -> str:
     )
 
 
+def at_chance(r: Results) -> tuple[list[int], float] | None:
+    """Finished trials whose best validation accuracy stayed at chance.
+
+    Args:
+        r: The results (split.csv gives the number of classes; histories.csv the accuracies).
+
+    Returns:
+        The trial numbers and the accuracy bar (:data:`CHANCE_FACTOR` / classes), or None when
+        the classes or accuracies are not known.
+    """
+    h, split = r.histories, r.split
+    if split is None or "label" not in split.columns or "val_accuracy" not in h.columns:
+        return None
+    classes = split["label"].nunique()
+    if classes < 2 or "state" not in r.trials.columns:
+        return None
+    bar = CHANCE_FACTOR / classes
+    best = h.groupby("trial")["val_accuracy"].max()
+    finished = r.trials[r.trials["state"].isin(["COMPLETE", "PRUNED"])]["number"].astype(int)
+    return [n for n in finished if n in best.index and best[n] <= bar], bar
+
+
+def _chance_note(r: Results) -> str | None:
+    found = at_chance(r)
+    if not found or not found[0]:
+        return None
+    stuck, bar = found
+    finished = r.trials[r.trials["state"].isin(["COMPLETE", "PRUNED"])]
+    note = (
+        f"{len(stuck)} of {len(finished)} finished trials never beat chance (best validation "
+        f"accuracy at most {bar:.3g}): trial{'s' if len(stuck) > 1 else ''} "
+        f"{', '.join(map(str, stuck[:10]))}{', …' if len(stuck) > 10 else ''}."
+    )
+    if "param_learning_rate" in finished.columns:
+        lr = finished.set_index("number")["param_learning_rate"]
+        mine = lr[lr.index.isin(stuck)]
+        others = lr[~lr.index.isin(stuck)]
+        note += f" Their learning rates: {mine.min():.2g}–{mine.max():.2g}"
+        note += (
+            f"; the other trials: {others.min():.2g}–{others.max():.2g}." if len(others) else "."
+        )
+    return note + (
+        " A learning rate too high for the unfrozen backbone layers wrecks the pretrained "
+        "weights: train the head first (train.head_epochs) and fine-tune at a small "
+        "train.finetune_lr_factor, or lower search.learning_rate.high."
+    )
+
+
 def _warnings(r: Results, counts: dict[str, int]) -> str:
     finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
     notes = []
+    chance = _chance_note(r)
+    if chance:
+        notes.append(_e(chance))
     if not finished:
         if counts.get("FAIL") and counts["FAIL"] == sum(counts.values()):
             notes.append(

@@ -417,6 +417,29 @@ def test_report_notes_a_baseline_that_did_not_finish(tmp_path: Path) -> None:
     assert "The baseline (trial 4) did not finish: FAIL" in page
 
 
+def test_report_names_trials_stuck_at_chance_and_their_learning_rates(tmp_path: Path) -> None:
+    out = tmp_path / "tiny"
+    _results(out)
+    page = _page(out)
+    assert "never beat chance" not in page  # no split.csv: the classes are unknown
+    labels = ["a", "b", "c", "d"] * 2  # 4 classes: chance 0.25, the bar 1.5 / 4
+    pd.DataFrame({"file": list("abcdefgh"), "label": labels, "subset": ["train"] * 8}).to_csv(
+        out / "split.csv", index=False
+    )
+    assert "never beat chance" not in _page(out)  # every trial at 0.5
+    histories = pd.read_csv(out / "histories.csv")
+    histories.loc[histories.trial.isin([2, 3, 4]), "val_accuracy"] = 0.3  # 4 FAILed: not counted
+    histories.to_csv(out / "histories.csv", index=False)
+    trials = pd.read_csv(out / "trials.csv").rename(columns={"param_lr": "param_learning_rate"})
+    trials.to_csv(out / "trials.csv", index=False)
+    page = _page(out)
+    assert (
+        "2 of 5 finished trials never beat chance (best validation accuracy at most 0.375): "
+        "trials 2, 3. Their learning rates: 0.002–0.005; the other trials: 0.00032–0.032." in page
+    )
+    assert "train.head_epochs" in page
+
+
 def test_report_on_a_pareto_sweep(tmp_path: Path) -> None:
     out = tmp_path / "tiny"
     study = _results(out, mode="pareto")
