@@ -34,10 +34,10 @@ from overfit_search.results.exports import (
 REPORT = "report.html"
 FIGURES_DIR = "figures"
 MAX_ROWS = 100
+"""Longest list (skipped files, unreadable files, duplicate pairs) shown in full."""
 CHANCE_FACTOR = 1.5
 """A finished trial whose best validation accuracy never exceeded this many times chance
 (1 / classes) is reported as stuck at chance."""
-"""Longest list (skipped files, unreadable files, duplicate pairs) shown in full."""
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
@@ -268,6 +268,11 @@ def _chosen_line(r: Results) -> str:
     )
 
 
+def _finished_rows(trials: pd.DataFrame) -> pd.DataFrame:
+    """The COMPLETE and PRUNED rows of trials.csv."""
+    return trials[trials["state"].isin(["COMPLETE", "PRUNED"])]
+
+
 def at_chance(r: Results) -> tuple[list[int], float] | None:
     """Finished trials whose best validation accuracy stayed at chance.
 
@@ -286,7 +291,7 @@ def at_chance(r: Results) -> tuple[list[int], float] | None:
         return None
     bar = CHANCE_FACTOR / classes
     best = h.groupby("trial")["val_accuracy"].max()
-    finished = r.trials[r.trials["state"].isin(["COMPLETE", "PRUNED"])]["number"].astype(int)
+    finished = _finished_rows(r.trials)["number"].astype(int)
     return [n for n in finished if n in best.index and best[n] <= bar], bar
 
 
@@ -295,7 +300,7 @@ def _chance_note(r: Results) -> str | None:
     if not found or not found[0]:
         return None
     stuck, bar = found
-    finished = r.trials[r.trials["state"].isin(["COMPLETE", "PRUNED"])]
+    finished = _finished_rows(r.trials)
     note = (
         f"{len(stuck)} of {len(finished)} finished trials never beat chance (best validation "
         f"accuracy at most {bar:.3g}): trial{'s' if len(stuck) > 1 else ''} "
