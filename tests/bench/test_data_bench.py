@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "data.py"
+from tests.conftest import BENCH_DIR, load_bench
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_data", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+BENCH = BENCH_DIR / "data.py"
 
 
 def test_pixel_model_reads_one_pixel_and_gap_model_reads_all(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    bench = _load()
+    bench = load_bench("data")
     monkeypatch.setattr(bench, "SIZE", 8)
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
