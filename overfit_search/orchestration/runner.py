@@ -27,6 +27,7 @@ from overfit_search.errors import ConfigError, FatalError
 from overfit_search.orchestration.progress import SweepProgress
 from overfit_search.pruning import OverfitJudge, make_rule
 from overfit_search.results.exports import BestChoice, clear_results, write_exports
+from overfit_search.results.storage import open_storage
 from overfit_search.scoring import directions
 from overfit_search.search_space import baseline_params, split_space
 
@@ -129,7 +130,7 @@ def make_sampler(sweep: Sweep) -> optuna.samplers.BaseSampler:
 
 def _existing_study(url: str, name: str) -> bool:
     try:
-        names = optuna.study.get_all_study_names(storage=url)
+        names = optuna.study.get_all_study_names(storage=open_storage(url))
     except Exception as exc:  # a driver missing, a server down, a bad URL: the user's setting
         shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
         detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
@@ -196,11 +197,11 @@ class RequeueStale:
 def _storage(sweep: Sweep, url: str) -> optuna.storages.RDBStorage:
     """Local SQLite as is; a shared storage with heartbeats (DESIGN.md §6)."""
     if not sweep.study.storage:
-        return optuna.storages.RDBStorage(url)
+        return open_storage(url)
     beat = sweep.study.heartbeat_seconds
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
+        return open_storage(
             url,
             heartbeat_interval=beat,
             grace_period=3 * beat,

@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from overfit_search.config.schema import KNOBS, Sweep
 from overfit_search.errors import ConfigError, FatalError
+from overfit_search.results.storage import open_storage
 from overfit_search.search_space import split_space, trial_seed, two_phase
 
 BEST_WEIGHTS = "best.weights.h5"
@@ -207,7 +208,8 @@ def open_study(out: Path, sweep: Sweep) -> optuna.Study:
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise ConfigError(f"{out}: no study.db here: the sweep has not run")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    names = optuna.get_all_study_names(storage=url)
+    storage = open_storage(url)
+    names = optuna.get_all_study_names(storage=storage)
     if sweep.name in names:
         name = sweep.name
     elif len(names) == 1:
@@ -216,7 +218,7 @@ def open_study(out: Path, sweep: Sweep) -> optuna.Study:
         raise ConfigError(
             f"{out}: no study named '{sweep.name}' among the {len(names)} studies in {url}"
         )
-    return optuna.load_study(study_name=name, storage=url)
+    return optuna.load_study(study_name=name, storage=storage)
 
 
 def pick_trial(study: optuna.Study, sweep: Sweep, number: int | None = None) -> FrozenTrial:
