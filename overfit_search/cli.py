@@ -8,9 +8,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from overfit_search.argtypes import positive_int
 from overfit_search.errors import OverfitSearchError
+
+if TYPE_CHECKING:
+    import optuna
 
 logger = logging.getLogger("overfit_search")
 
@@ -71,6 +75,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"Trials: {states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, "
         f"{states.count('FAIL')} failed; early stopping saved {result.epochs_saved} epoch(s)"
     )
+    chance = _chance_warning(result.output, result.study)
+    if chance:
+        console.print(f"[yellow]Warning:[/yellow] {chance}", highlight=False)
     console.print(f"Next: overfit-search best {result.output}   (best.yaml is written there)")
     if result.interrupted:
         console.print(
@@ -79,6 +86,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
             + (f" --output {args.output}" if args.output else "")
         )
     return result.exit_code
+
+
+def _chance_warning(out: Path, study: optuna.Study) -> str | None:
+    """report.html's warning about trials stuck at chance, for the console summary too."""
+    from overfit_search.results.report import chance_note, read_results
+
+    try:
+        return chance_note(read_results(out, study))
+    except OverfitSearchError:  # no sweep.yaml or study: the summary above already says so
+        return None
 
 
 def _cmd_best(args: argparse.Namespace) -> int:

@@ -295,7 +295,11 @@ def at_chance(r: Results) -> tuple[list[int], float] | None:
     return [n for n in finished if n in best.index and best[n] <= bar], bar
 
 
-def _chance_note(r: Results) -> str | None:
+def chance_note(r: Results) -> str | None:
+    """A warning naming the finished trials that never beat chance, or None when there are none.
+
+    It gives their learning-rate range against the other trials' and the usual cure.
+    """
     found = at_chance(r)
     if not found or not found[0]:
         return None
@@ -324,7 +328,7 @@ def _chance_note(r: Results) -> str | None:
 def _warnings(r: Results, counts: dict[str, int]) -> str:
     finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
     notes = []
-    chance = _chance_note(r)
+    chance = chance_note(r)
     if chance:
         notes.append(_e(chance))
     if not finished:

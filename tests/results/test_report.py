@@ -17,6 +17,7 @@ import yaml
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
+from overfit_search.cli import main
 from overfit_search.config import sweep_from_dict
 from overfit_search.errors import ConfigError
 from overfit_search.results import figures
@@ -417,27 +418,58 @@ def test_report_notes_a_baseline_that_did_not_finish(tmp_path: Path) -> None:
     assert "The baseline (trial 4) did not finish: FAIL" in page
 
 
+CHANCE_NOTE = (
+    "2 of 5 finished trials never beat chance (best validation accuracy at most 0.375): "
+    "trials 2, 3. Their learning rates: 0.002–0.005; the other trials: 0.00032–0.032."
+)
+
+
+def _four_classes(out: Path) -> None:
+    labels = ["a", "b", "c", "d"] * 2  # 4 classes: chance 0.25, the bar 1.5 / 4
+    pd.DataFrame({"file": list("abcdefgh"), "label": labels, "subset": ["train"] * 8}).to_csv(
+        out / "split.csv", index=False
+    )
+
+
+def _stuck_at_chance(out: Path) -> None:
+    """Trials 2, 3 (finished) and 4 (FAIL) of TRIALS never beat chance."""
+    histories = pd.read_csv(out / "histories.csv")
+    histories.loc[histories.trial.isin([2, 3, 4]), "val_accuracy"] = 0.3
+    histories.to_csv(out / "histories.csv", index=False)
+    trials = pd.read_csv(out / "trials.csv").rename(columns={"param_lr": "param_learning_rate"})
+    trials.to_csv(out / "trials.csv", index=False)
+
+
 def test_report_names_trials_stuck_at_chance_and_their_learning_rates(tmp_path: Path) -> None:
     out = tmp_path / "tiny"
     _results(out)
     page = _page(out)
     assert "never beat chance" not in page  # no split.csv: the classes are unknown
-    labels = ["a", "b", "c", "d"] * 2  # 4 classes: chance 0.25, the bar 1.5 / 4
-    pd.DataFrame({"file": list("abcdefgh"), "label": labels, "subset": ["train"] * 8}).to_csv(
-        out / "split.csv", index=False
-    )
+    _four_classes(out)
     assert "never beat chance" not in _page(out)  # every trial at 0.5
-    histories = pd.read_csv(out / "histories.csv")
-    histories.loc[histories.trial.isin([2, 3, 4]), "val_accuracy"] = 0.3  # 4 FAILed: not counted
-    histories.to_csv(out / "histories.csv", index=False)
-    trials = pd.read_csv(out / "trials.csv").rename(columns={"param_lr": "param_learning_rate"})
-    trials.to_csv(out / "trials.csv", index=False)
+    _stuck_at_chance(out)
     page = _page(out)
-    assert (
-        "2 of 5 finished trials never beat chance (best validation accuracy at most 0.375): "
-        "trials 2, 3. Their learning rates: 0.002–0.005; the other trials: 0.00032–0.032." in page
-    )
+    assert CHANCE_NOTE in page  # trial 4 FAILed: not counted
     assert "train.head_epochs" in page
+
+
+@pytest.mark.parametrize("stuck", [False, True])
+def test_run_prints_the_chance_warning_in_its_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stuck: bool
+) -> None:
+    from overfit_search.orchestration import runner
+
+    out = tmp_path / "tiny"
+    study = _results(out)
+    _four_classes(out)
+    if stuck:
+        _stuck_at_chance(out)
+    done = runner.SweepResult(study=study, best=None, output=out)
+    monkeypatch.setattr(runner, "run_sweep", lambda *args, **kwargs: done)
+    assert main(["run", str(out / "sweep.yaml"), "--no-progress"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert (f"Warning: {CHANCE_NOTE}" in printed) is stuck
+    assert ("never beat chance" in printed) is stuck
 
 
 def test_report_on_a_pareto_sweep(tmp_path: Path) -> None:
