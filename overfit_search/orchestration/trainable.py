@@ -81,7 +81,7 @@ class HangWatchdog:
         self.trial_timeout = trial_timeout
         self.deadline = hang_deadline(trial_timeout)
         self._end_process = end_process
-        self._started = time.monotonic()
+        self._started = 0.0  # set when the trial enters
         self._timer = threading.Timer(self.deadline, self._fire)
         self._timer.daemon = True
         self._lock = threading.Lock()

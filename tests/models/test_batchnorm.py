@@ -32,11 +32,11 @@ def _bn_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
     return found
 
 
-def _mobilenet(batchnorm: str = "frozen") -> Any:
+def _mobilenet() -> Any:
     sweep = sweep_from_dict(
         tiny_sweep(
             data={"source": "digits", "image_size": 32},
-            model={"backbone": "mobilenet_v2", "weights": "none", "batchnorm": batchnorm},
+            model={"backbone": "mobilenet_v2", "weights": "none"},
         )
     )
     return build_backbone(sweep.model, 32)
@@ -87,7 +87,7 @@ def test_a_real_trial_keeps_batchnorm_statistics_only_when_frozen(
     sweep = sweep_from_dict(
         tiny_sweep(
             data={"source": "digits", "image_size": 32, "train_per_class": 8},
-            model={"backbone": "mobilenet_v2", "weights": "none", "batchnorm": batchnorm},
+            model={"backbone": "mobilenet_v2", "weights": "none"},
             train={"batch_size": 16, "max_epochs": 1},
         )
     )
