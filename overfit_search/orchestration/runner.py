@@ -244,8 +244,9 @@ def _drop_checkpoints(study: optuna.Study, out: Path) -> None:
         keep = t.state == TrialState.RUNNING or (
             t.user_attrs.get("fail_reason") == "interrupted" and t.number not in rerun
         )
-        if not keep:
-            (out / "trials" / str(t.number) / "checkpoint.weights.h5").unlink(missing_ok=True)
+        if not keep:  # training.trial.CHECKPOINT_GLOB (that module imports Keras)
+            for path in (out / "trials" / str(t.number)).glob("checkpoint-*.weights.h5"):
+                path.unlink(missing_ok=True)
 
 
 def _requeue_interrupted(study: optuna.Study, limit: int) -> int:

@@ -43,9 +43,29 @@ HISTORY_COLUMNS = (
     "epoch_seconds",
 )
 BEST_WEIGHTS = "best.weights.h5"
-CHECKPOINT = "checkpoint.weights.h5"
-"""The last epoch's weights, kept while a trial runs (deleted when it ends)."""
+CHECKPOINT = "checkpoint-{epoch}.weights.h5"
+"""The weights after epoch ``epoch``, kept while a trial runs (deleted when it ends).
+
+Named by its epoch so a resume never pairs a checkpoint with the wrong history: each epoch
+writes its checkpoint, then its history.csv row, then deletes the previous checkpoint, so a
+kill at any point leaves a checkpoint whose epoch has a history row."""
+CHECKPOINT_GLOB = "checkpoint-*.weights.h5"
 CHECKPOINT_TMP = "checkpoint.tmp.weights.h5"
+
+
+def checkpoint_path(trial_dir: Path, epoch: int) -> Path:
+    """Where the weights after ``epoch`` are kept while the trial runs."""
+    return trial_dir / CHECKPOINT.format(epoch=epoch)
+
+
+def checkpoints(trial_dir: Path) -> dict[int, Path]:
+    """A trial folder's epoch checkpoints, by epoch."""
+    found = {}
+    for path in trial_dir.glob(CHECKPOINT_GLOB):
+        epoch = path.name.removeprefix("checkpoint-").removesuffix(".weights.h5")
+        if epoch.isdigit():
+            found[int(epoch)] = path
+    return found
 
 
 class TrialStopped(Exception):  # noqa: N818  (a request, not an error)
@@ -126,22 +146,26 @@ class _EpochReporter(keras.callbacks.Callback):  # type: ignore[misc]
             "keras_accuracy": float(logs.get("accuracy", math.nan)),
             "epoch_seconds": time.monotonic() - self.epoch_started,
         }
+        finite = math.isfinite(val_loss) and math.isfinite(train_loss)
+        if finite:  # this epoch's weights, before its history row: see CHECKPOINT
+            tmp = self.trial_dir / CHECKPOINT_TMP
+            self.model.save_weights(tmp)
+            tmp.replace(checkpoint_path(self.trial_dir, number))
         _append_history(self.trial_dir, row)
+        if finite:
+            for epoch, path in checkpoints(self.trial_dir).items():
+                if epoch < number:
+                    path.unlink(missing_ok=True)
         _log(
             self.trial_dir,
             f"epoch {number}: val_loss {val_loss:.4f} train_eval_loss {train_loss:.4f} "
             f"gap {row['gap']:.4f} val_acc {row['val_accuracy']:.3f} "
             f"keras_loss {row['keras_loss']:.4f} ({row['epoch_seconds']:.1f}s)",
         )
-        finite = math.isfinite(val_loss) and math.isfinite(train_loss)
         if finite and val_loss < self.best:
             self.best = val_loss
             if self.keep_weights:
                 self.model.save_weights(self.trial_dir / BEST_WEIGHTS)
-        if finite:  # the last epoch's weights: an interrupted trial resumes from here
-            tmp = self.trial_dir / CHECKPOINT_TMP
-            self.model.save_weights(tmp)
-            tmp.replace(self.trial_dir / CHECKPOINT)
         self.report(row)
         if not finite:
             self.model.stop_training = True
@@ -235,9 +259,13 @@ def run_trial(
         TrialStopped: ``should_stop`` said so.
     """
     trial_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("history.csv", BEST_WEIGHTS, CHECKPOINT):
-        (trial_dir / stale).unlink(missing_ok=True)
-    done = _resumable(resume_from, sweep.train.max_epochs)
+    for stale in (
+        trial_dir / "history.csv",
+        trial_dir / BEST_WEIGHTS,
+        *_checkpoint_files(trial_dir),
+    ):
+        stale.unlink(missing_ok=True)
+    done, checkpoint = resumable(resume_from, sweep.train.max_epochs)
     keras.backend.clear_session()  # workers are reused across trials
     keras.utils.set_random_seed(seed)
     with data_parallel(
@@ -254,6 +282,7 @@ def run_trial(
             seed,
             callbacks,
             done,
+            checkpoint,
             resume_from,
             should_stop,
             replicas,
@@ -269,6 +298,7 @@ def _train(
     seed: int,
     callbacks: Sequence[keras.callbacks.Callback],
     done: list[dict[str, Any]],
+    checkpoint: Path | None,
     resume_from: Path | None,
     should_stop: Callable[[], bool] | None,
     replicas: int,
@@ -300,14 +330,17 @@ def _train(
     head_epochs = min(head_epochs, train.max_epochs) if backbone is not None else 0
     start = 0
     if done:
-        assert resume_from is not None
+        assert resume_from is not None and checkpoint is not None
         start = len(done)
-        built.model.load_weights(resume_from / CHECKPOINT)
+        built.model.load_weights(checkpoint)
+        # interrupted again before its next epoch ends, this trial resumes from here too
+        shutil.copyfile(checkpoint, checkpoint_path(trial_dir, start))
         if (resume_from / BEST_WEIGHTS).exists():
             shutil.copyfile(resume_from / BEST_WEIGHTS, trial_dir / BEST_WEIGHTS)
         _log(trial_dir, f"resumed from {resume_from.name} after epoch {start} (its checkpoint)")
-        for row in done:  # the judge and the study see the whole run, from epoch 1
+        for row in done:  # all rows before any report: the copied checkpoint needs them
             _append_history(trial_dir, row)
+        for row in done:  # the judge and the study see the whole run, from epoch 1
             reporter.best = min(reporter.best, float(row["val_loss"]))
             report(row)
 
@@ -358,15 +391,32 @@ def _train(
     return _finished(built.model, trial_dir)
 
 
+def _checkpoint_files(trial_dir: Path) -> list[Path]:
+    return [*checkpoints(trial_dir).values(), trial_dir / CHECKPOINT_TMP]
+
+
 def _finished(model: keras.Model, trial_dir: Path) -> keras.Model:
-    (trial_dir / CHECKPOINT).unlink(missing_ok=True)  # only an interrupted trial keeps one
+    for path in _checkpoint_files(trial_dir):  # only an interrupted trial keeps one
+        path.unlink(missing_ok=True)
     return model
 
 
-def _resumable(folder: Path | None, max_epochs: int) -> list[dict[str, Any]]:
-    """The epochs an interrupted trial finished, if it left a checkpoint of the last one."""
-    if folder is None or not (folder / CHECKPOINT).is_file():
-        return []
+def resumable(folder: Path | None, max_epochs: int) -> tuple[list[dict[str, Any]], Path | None]:
+    """Where an interrupted trial can be resumed from.
+
+    Args:
+        folder: The interrupted trial's folder (None: nothing to resume).
+        max_epochs: ``train.max_epochs``; at least one epoch is always left to train.
+
+    Returns:
+        The history rows of the epochs to replay and the checkpoint to load, the weights after
+        the last of them; ``([], None)`` when there is no usable checkpoint. The checkpoint is
+        the latest whose epoch has a history row (a kill between writing a checkpoint and its
+        row leaves the previous epoch's). A trial killed after its last epoch replays all but
+        that epoch and trains it once more, from that epoch's own weights.
+    """
+    if folder is None:
+        return [], None
     try:
         with (folder / "history.csv").open(newline="") as fh:
             rows = [
@@ -374,8 +424,14 @@ def _resumable(folder: Path | None, max_epochs: int) -> list[dict[str, Any]]:
                 for row in csv.DictReader(fh)
             ]
     except (OSError, ValueError):
-        return []
-    rows = [r for r in rows if math.isfinite(r["val_loss"]) and math.isfinite(r["train_eval_loss"])]
-    if not rows or [r["epoch"] for r in rows] != list(range(1, len(rows) + 1)):
-        return []
-    return rows[: max_epochs - 1]
+        return [], None
+    finite = [
+        r for r in rows if math.isfinite(r["val_loss"]) and math.isfinite(r["train_eval_loss"])
+    ]
+    if not finite or [r["epoch"] for r in finite] != list(range(1, len(finite) + 1)):
+        return [], None
+    usable = [epoch for epoch in checkpoints(folder) if epoch <= len(finite)]
+    if not usable:
+        return [], None
+    epoch = max(usable)
+    return finite[: min(epoch, max_epochs - 1)], checkpoints(folder)[epoch]

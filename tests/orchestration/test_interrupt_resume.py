@@ -105,6 +105,8 @@ def _resume_and_check(
         if old_history.exists() and len(old_history.read_text().splitlines()) > 1:
             log = (out / "trials" / str(reruns[t.number].number) / "trial.log").read_text()
             assert f"resumed from {t.number} after epoch" in log
+    # every interrupted trial was re-run: no epoch checkpoint is left behind
+    assert not list((out / "trials").glob("*/checkpoint*.weights.h5"))
     return study
 
 

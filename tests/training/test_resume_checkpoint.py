@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from overfit_search.data import load_data
-from overfit_search.training.trial import CHECKPOINT, run_trial
+from overfit_search.training.trial import checkpoint_path, checkpoints, resumable, run_trial
 from tests.training.test_two_phase import PARAMS, _Recorder, _sweep
 
 
@@ -51,7 +51,7 @@ def test_resume_replays_the_finished_epochs_and_trains_the_rest(
     first, report = _interrupted_after(stop_after)
     with pytest.raises(_InterruptError):
         run_trial(sweep, PARAMS, data, report, tmp_path / "0", seed=3)
-    assert (tmp_path / "0" / CHECKPOINT).is_file()
+    assert list(checkpoints(tmp_path / "0")) == [stop_after]  # the earlier ones were deleted
 
     rows, recorder = _resume(sweep, data, tmp_path)
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
@@ -61,9 +61,50 @@ def test_resume_replays_the_finished_epochs_and_trains_the_rest(
     assert recorder.backbone_trainable == trainable_after
     assert all(math.isfinite(r["val_loss"]) for r in rows)
     assert f"resumed from 0 after epoch {stop_after}" in (tmp_path / "1" / "trial.log").read_text()
-    assert not (tmp_path / "1" / CHECKPOINT).exists()  # a finished trial keeps no checkpoint
+    assert checkpoints(tmp_path / "1") == {}  # a finished trial keeps no checkpoint
     history = (tmp_path / "1" / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 4
+
+
+def _history(folder: Path, val_losses: list[float]) -> None:
+    lines = ["epoch,val_loss,train_eval_loss"]
+    lines += [f"{n},{v},0.1" for n, v in enumerate(val_losses, start=1)]
+    (folder / "history.csv").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("saved", "losses", "max_epochs", "replay", "load"),
+    [
+        ([1], [0.5], 4, 1, 1),
+        ([1, 2], [0.5], 4, 1, 1),  # killed after epoch 2's checkpoint, before its history row
+        ([1, 2], [0.5, 0.4], 4, 2, 2),  # ...after the row, before epoch 1's was deleted
+        ([2], [0.5, 0.4], 4, 2, 2),
+        ([3], [0.5, 0.4], 4, 0, None),  # a checkpoint with no history row: not trusted
+        ([], [0.5, 0.4], 4, 0, None),
+        ([2], [0.5, 0.4, math.nan], 4, 2, 2),  # epoch 3 diverged: it has no checkpoint
+        ([4], [0.5, 0.4, 0.3, 0.2], 4, 3, 4),  # killed after its last epoch: train it again
+    ],
+)
+def test_resumable_pairs_a_checkpoint_with_its_epochs_at_every_kill_point(
+    tmp_path: Path,
+    saved: list[int],
+    losses: list[float],
+    max_epochs: int,
+    replay: int,
+    load: int | None,
+) -> None:
+    _history(tmp_path, losses)
+    for epoch in saved:
+        checkpoint_path(tmp_path, epoch).write_bytes(b"")
+    rows, checkpoint = resumable(tmp_path, max_epochs)
+    assert [r["epoch"] for r in rows] == list(range(1, replay + 1))
+    assert checkpoint == (None if load is None else checkpoint_path(tmp_path, load))
+
+
+def test_resumable_without_a_folder_or_history(tmp_path: Path) -> None:
+    assert resumable(None, 4) == ([], None)
+    checkpoint_path(tmp_path, 1).write_bytes(b"")
+    assert resumable(tmp_path, 4) == ([], None)
 
 
 def test_without_a_checkpoint_the_trial_starts_afresh(tmp_path: Path) -> None:
@@ -123,3 +164,19 @@ def test_trial_timeout_is_checked_between_batches_not_only_after_epochs(tmp_path
     with pytest.raises(TrialError, match=r"trial_timeout=1e-06s \(during a batch\)"):
         run_trial(sweep, PARAMS, load_data(sweep.data), rows.append, tmp_path, seed=0)
     assert rows == []  # it never reached the end of its first epoch
+
+
+def test_a_resumed_trial_interrupted_again_keeps_the_checkpoint_it_resumed_from(
+    tmp_path: Path,
+) -> None:
+    sweep = _sweep(head_epochs=0, max_epochs=4)
+    data = load_data(sweep.data)
+    _, report = _interrupted_after(2)
+    with pytest.raises(_InterruptError):
+        run_trial(sweep, PARAMS, data, report, tmp_path / "0", seed=3)
+    _, report = _interrupted_after(1)  # the first replayed epoch
+    with pytest.raises(_InterruptError):
+        run_trial(sweep, PARAMS, data, report, tmp_path / "1", seed=3, resume_from=tmp_path / "0")
+    rows, checkpoint = resumable(tmp_path / "1", 4)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert checkpoint == checkpoint_path(tmp_path / "1", 2)
