@@ -6,7 +6,8 @@ one configuration, trained by the project's own ``run_trial`` once per ``batchno
 with the same seed; prints val_loss, train_eval_loss and val accuracy per epoch. Run::
 
     nice -n 10 python bench/batchnorm.py [--learning-rate 1e-4] [--frozen-fraction 0.5] \\
-        [--epochs 5] [--head-epochs 0] [--finetune-lr-factor 0.1] [--batchnorm frozen,train]
+        [--epochs 5] [--head-epochs 0] [--finetune-lr-factor 0.1] [--batchnorm frozen,train] \\
+        [--optimizer adam|sgd|adamw]
 
 Needs ``../shared/fixtures/mobilenetv2_160_stanford_dogs.h5``.
 """
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--head-epochs", type=int, default=0, help="train.head_epochs")
     parser.add_argument("--finetune-lr-factor", type=float, default=0.1)
     parser.add_argument("--batchnorm", default="frozen,train", help="settings to run, in order")
+    parser.add_argument("--optimizer", default="adam", choices=["adam", "sgd", "adamw"])
     args = parser.parse_args()
 
     from _record import rebuild_mobilenet
@@ -52,7 +54,7 @@ def main() -> None:
         "frozen_fraction": args.frozen_fraction,
     }
     print(
-        f"params {params}, {args.epochs} epochs (head_epochs {args.head_epochs}, "
+        f"params {params}, {args.optimizer}, {args.epochs} epochs (head_epochs {args.head_epochs}, "
         f"finetune_lr_factor {args.finetune_lr_factor:g}), no stopping",
         flush=True,
     )
@@ -68,6 +70,7 @@ def main() -> None:
                 "model.batchnorm": batchnorm,
                 "train.batch_size": 32,
                 "train.max_epochs": args.epochs,
+                "train.optimizer": args.optimizer,
                 "train.head_epochs": args.head_epochs,
                 "train.finetune_lr_factor": args.finetune_lr_factor,
                 "train.keep_best_weights": 0,
