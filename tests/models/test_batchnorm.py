@@ -87,7 +87,7 @@ def test_a_real_trial_keeps_batchnorm_statistics_only_when_frozen(
     sweep = sweep_from_dict(
         tiny_sweep(
             data={"source": "digits", "image_size": 32, "train_per_class": 8},
-            model={"backbone": "mobilenet_v2", "weights": "none"},
+            model={"backbone": "mobilenet_v2", "weights": "none", "batchnorm": batchnorm},
             train={"batch_size": 16, "max_epochs": 1},
         )
     )
