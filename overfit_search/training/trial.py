@@ -335,7 +335,11 @@ def _train(
         built.model.load_weights(checkpoint)
         # interrupted again before its next epoch ends, this trial resumes from here too
         shutil.copyfile(checkpoint, checkpoint_path(trial_dir, start))
-        if (resume_from / BEST_WEIGHTS).exists():
+        best_epoch = int(min(done, key=lambda row: row["val_loss"])["epoch"])
+        if checkpoint.name == checkpoint_path(resume_from, best_epoch).name:
+            # exactly the best epoch's weights, even if a kill came before their own save
+            shutil.copyfile(checkpoint, trial_dir / BEST_WEIGHTS)
+        elif (resume_from / BEST_WEIGHTS).exists():
             shutil.copyfile(resume_from / BEST_WEIGHTS, trial_dir / BEST_WEIGHTS)
         _log(trial_dir, f"resumed from {resume_from.name} after epoch {start} (its checkpoint)")
         for row in done:  # all rows before any report: the copied checkpoint needs them

@@ -180,3 +180,24 @@ def test_a_resumed_trial_interrupted_again_keeps_the_checkpoint_it_resumed_from(
     rows, checkpoint = resumable(tmp_path / "1", 4)
     assert [r["epoch"] for r in rows] == [1, 2]
     assert checkpoint == checkpoint_path(tmp_path / "1", 2)
+
+
+@pytest.mark.parametrize("best_saved", [True, False])
+def test_resume_takes_the_best_weights_from_the_checkpoint_when_its_epoch_was_the_best(
+    tmp_path: Path, best_saved: bool
+) -> None:
+    """A kill between the best epoch's history row and its best-weights save loses nothing."""
+    sweep = _sweep(head_epochs=0, max_epochs=4)
+    data = load_data(sweep.data)
+    first, report = _interrupted_after(2)
+    with pytest.raises(_InterruptError):
+        run_trial(sweep, PARAMS, data, report, tmp_path / "0", seed=3)
+    assert first[1]["val_loss"] < first[0]["val_loss"]  # epoch 2, the checkpoint's, is the best
+    best = tmp_path / "0" / "best.weights.h5"
+    if not best_saved:  # the kill came before epoch 2's save: the file holds epoch 1's weights
+        best.write_bytes(b"epoch 1")
+    _, report = _interrupted_after(1)
+    with pytest.raises(_InterruptError):
+        run_trial(sweep, PARAMS, data, report, tmp_path / "1", seed=3, resume_from=tmp_path / "0")
+    copied = (tmp_path / "1" / "best.weights.h5").read_bytes()
+    assert copied == checkpoint_path(tmp_path / "0", 2).read_bytes()
