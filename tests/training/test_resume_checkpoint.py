@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,17 +167,26 @@ def test_trial_timeout_is_checked_between_batches_not_only_after_epochs(tmp_path
     assert rows == []  # it never reached the end of its first epoch
 
 
+def _interrupted_twice(
+    tmp_path: Path, between: Callable[[list[dict[str, Any]]], None] = lambda rows: None
+) -> None:
+    """Trial 0 interrupted after epoch 2; trial 1 resumes from it and is interrupted at its first
+    replayed epoch. ``between`` sees trial 0's rows before trial 1 starts."""
+    sweep = _sweep(head_epochs=0, max_epochs=4)
+    data = load_data(sweep.data)
+    first, report = _interrupted_after(2)
+    with pytest.raises(_InterruptError):
+        run_trial(sweep, PARAMS, data, report, tmp_path / "0", seed=3)
+    between(first)
+    _, report = _interrupted_after(1)
+    with pytest.raises(_InterruptError):
+        run_trial(sweep, PARAMS, data, report, tmp_path / "1", seed=3, resume_from=tmp_path / "0")
+
+
 def test_a_resumed_trial_interrupted_again_keeps_the_checkpoint_it_resumed_from(
     tmp_path: Path,
 ) -> None:
-    sweep = _sweep(head_epochs=0, max_epochs=4)
-    data = load_data(sweep.data)
-    _, report = _interrupted_after(2)
-    with pytest.raises(_InterruptError):
-        run_trial(sweep, PARAMS, data, report, tmp_path / "0", seed=3)
-    _, report = _interrupted_after(1)  # the first replayed epoch
-    with pytest.raises(_InterruptError):
-        run_trial(sweep, PARAMS, data, report, tmp_path / "1", seed=3, resume_from=tmp_path / "0")
+    _interrupted_twice(tmp_path)
     rows, checkpoint = resumable(tmp_path / "1", 4)
     assert [r["epoch"] for r in rows] == [1, 2]
     assert checkpoint == checkpoint_path(tmp_path / "1", 2)
@@ -187,17 +197,12 @@ def test_resume_takes_the_best_weights_from_the_checkpoint_when_its_epoch_was_th
     tmp_path: Path, best_saved: bool
 ) -> None:
     """A kill between the best epoch's history row and its best-weights save loses nothing."""
-    sweep = _sweep(head_epochs=0, max_epochs=4)
-    data = load_data(sweep.data)
-    first, report = _interrupted_after(2)
-    with pytest.raises(_InterruptError):
-        run_trial(sweep, PARAMS, data, report, tmp_path / "0", seed=3)
-    assert first[1]["val_loss"] < first[0]["val_loss"]  # epoch 2, the checkpoint's, is the best
-    best = tmp_path / "0" / "best.weights.h5"
-    if not best_saved:  # the kill came before epoch 2's save: the file holds epoch 1's weights
-        best.write_bytes(b"epoch 1")
-    _, report = _interrupted_after(1)
-    with pytest.raises(_InterruptError):
-        run_trial(sweep, PARAMS, data, report, tmp_path / "1", seed=3, resume_from=tmp_path / "0")
+
+    def check_and_kill(first: list[dict[str, Any]]) -> None:
+        assert first[1]["val_loss"] < first[0]["val_loss"]  # epoch 2, the checkpoint's, is best
+        if not best_saved:  # the kill came before epoch 2's save: the file holds epoch 1's
+            (tmp_path / "0" / "best.weights.h5").write_bytes(b"epoch 1")
+
+    _interrupted_twice(tmp_path, check_and_kill)
     copied = (tmp_path / "1" / "best.weights.h5").read_bytes()
     assert copied == checkpoint_path(tmp_path / "0", 2).read_bytes()
