@@ -434,8 +434,9 @@ def resumable(folder: Path | None, max_epochs: int) -> tuple[list[dict[str, Any]
     ]
     if not finite or [r["epoch"] for r in finite] != list(range(1, len(finite) + 1)):
         return [], None
-    usable = [epoch for epoch in checkpoints(folder) if epoch <= len(finite)]
+    saved = checkpoints(folder)
+    usable = [epoch for epoch in saved if epoch <= len(finite)]
     if not usable:
         return [], None
     epoch = max(usable)
-    return finite[: min(epoch, max_epochs - 1)], checkpoints(folder)[epoch]
+    return finite[: min(epoch, max_epochs - 1)], saved[epoch]
