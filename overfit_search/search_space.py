@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from overfit_search.config.schema import FloatRange, IntRange, SearchConfig, Sweep, TrainConfig
+from overfit_search.config.schema import (
+    TRAIN_KNOBS,
+    FloatRange,
+    IntRange,
+    SearchConfig,
+    Sweep,
+    TrainConfig,
+)
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
+
+# Trial user attribute: the baseline's values of train settings the sweep fixes (they are no
+# Optuna parameters, so the trial carries them itself; see baseline_pins).
+PINNED_ATTR = "pinned"
 
 
 def split_space(
@@ -63,16 +74,53 @@ def two_phase(sweep: Sweep, params: dict[str, Any]) -> tuple[int, float]:
     return int(value("head_epochs")), float(value("finetune_lr_factor"))
 
 
-def baseline_params(search: SearchConfig) -> dict[str, Any] | None:
+def baseline_params(
+    search: SearchConfig, train: TrainConfig | None = None
+) -> dict[str, Any] | None:
     """The baseline trial's searched values (for ``Study.enqueue_trial``), or None.
 
-    Knobs the baseline leaves out are sampled; knobs that are fixed in the sweep are not
-    part of the Optuna trial and are dropped.
+    Knobs the baseline leaves out are sampled. Search knobs that are fixed in the sweep are
+    not part of the Optuna trial and are dropped; train settings that are fixed in the sweep
+    are kept apart, by :func:`baseline_pins`.
+
+    Args:
+        search: The sweep's ``search`` section.
+        train: The sweep's ``train`` section (its searched settings may be pinned too).
     """
     if search.baseline is None:
         return None
-    distributions, _ = split_space(search)
-    return {k: v for k, v in search.baseline.items() if k in distributions}
+    distributions, _ = split_space(search, train)
+    return {k: _as(distributions[k], v) for k, v in search.baseline.items() if k in distributions}
+
+
+def baseline_pins(search: SearchConfig, train: TrainConfig) -> dict[str, Any]:
+    """The baseline's values of train settings that the sweep fixes (``head_epochs: 0``...).
+
+    They override the sweep's value for the baseline trial alone: the trial records them as
+    its ``PINNED_ATTR`` user attribute, and :func:`trial_values` reads them back.
+    """
+    if search.baseline is None:
+        return {}
+    distributions, _ = split_space(search, train)
+    return {
+        k: int(v) if k == "head_epochs" else float(v)
+        for k, v in search.baseline.items()
+        if k in TRAIN_KNOBS and k not in distributions
+    }
+
+
+def trial_values(
+    fixed: dict[str, Any], params: dict[str, Any], user_attrs: dict[str, Any]
+) -> dict[str, Any]:
+    """Every value a trial trained with: its parameters over its pins over the fixed knobs."""
+    return {**fixed, **(user_attrs.get(PINNED_ATTR) or {}), **params}
+
+
+def _as(distribution: BaseDistribution, value: float) -> Any:
+    """``value`` as an int for an integer knob (YAML's ``80`` arrives as ``80.0``)."""
+    from optuna.distributions import IntDistribution
+
+    return int(value) if isinstance(distribution, IntDistribution) else value
 
 
 def trial_seed(sweep: Sweep, number: int) -> int:

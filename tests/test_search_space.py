@@ -7,7 +7,14 @@ from optuna.distributions import FloatDistribution, IntDistribution
 
 from overfit_search.config import sweep_from_dict
 from overfit_search.errors import ConfigError
-from overfit_search.search_space import baseline_params, split_space, two_phase
+from overfit_search.search_space import (
+    PINNED_ATTR,
+    baseline_params,
+    baseline_pins,
+    split_space,
+    trial_values,
+    two_phase,
+)
 from tests.conftest import tiny_sweep
 
 
@@ -46,6 +53,82 @@ def test_baseline_keeps_only_searched_knobs(
         search["baseline"] = {**baseline, "augmentation": 0.0}  # type: ignore[dict-item]
     sweep = sweep_from_dict(tiny_sweep(search=search))
     assert baseline_params(sweep.search) == expected
+
+
+@pytest.mark.parametrize(
+    ("train", "baseline", "params", "pins"),
+    [
+        # head_epochs fixed at 2 in the sweep: a one-phase baseline pins 0 beside the params
+        (
+            {"head_epochs": 2},
+            {"learning_rate": 1e-3, "head_epochs": 0},
+            {"learning_rate": 1e-3},
+            {"head_epochs": 0},
+        ),
+        # searched train settings are Optuna parameters like the knobs (int stays int)
+        (
+            {"head_epochs": {"low": 0, "high": 3}, "finetune_lr_factor": {"low": 0.01, "high": 1}},
+            {"head_epochs": 0, "finetune_lr_factor": 1.0},
+            {"head_epochs": 0, "finetune_lr_factor": 1.0},
+            {},
+        ),
+        # both fixed: both pinned, the factor as a float
+        (
+            {"head_epochs": 1, "finetune_lr_factor": 0.1},
+            {"head_epochs": 0, "finetune_lr_factor": 1},
+            {},
+            {"head_epochs": 0, "finetune_lr_factor": 1.0},
+        ),
+        ({"head_epochs": 2}, {"learning_rate": 1e-3}, {"learning_rate": 1e-3}, {}),
+    ],
+)
+def test_baseline_pins_train_settings_the_sweep_fixes_and_samples_the_searched_ones(
+    train: dict[str, Any],
+    baseline: dict[str, float],
+    params: dict[str, Any],
+    pins: dict[str, Any],
+) -> None:
+    sweep = sweep_from_dict(
+        tiny_sweep(train={"max_epochs": 6, **train}, search={"baseline": baseline})
+    )
+    got = baseline_params(sweep.search, sweep.train)
+    assert got == params
+    assert {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in params.items()}
+    assert baseline_pins(sweep.search, sweep.train) == pins
+    assert {k: type(v) for k, v in pins.items()} == {
+        k: int if k == "head_epochs" else float for k in pins
+    }
+
+
+def test_an_integer_knob_of_the_baseline_is_enqueued_as_an_int() -> None:
+    sweep = sweep_from_dict(
+        tiny_sweep(
+            search={"frozen_layers": {"low": 0, "high": 50}, "baseline": {"frozen_layers": 20}}
+        )
+    )
+    got = baseline_params(sweep.search, sweep.train)
+    assert got == {"frozen_layers": 20} and isinstance(got["frozen_layers"], int)
+
+
+@pytest.mark.parametrize(
+    ("user_attrs", "values"),
+    [
+        ({}, {"dropout": 0.1, "learning_rate": 0.01}),
+        (
+            {PINNED_ATTR: {"head_epochs": 0}},
+            {"dropout": 0.1, "learning_rate": 0.01, "head_epochs": 0},
+        ),
+        # a parameter wins over a pin, a pin over a fixed knob
+        (
+            {PINNED_ATTR: {"learning_rate": 1.0, "dropout": 0.5}},
+            {"dropout": 0.5, "learning_rate": 0.01},
+        ),
+    ],
+)
+def test_trial_values_lay_params_over_pins_over_fixed(
+    user_attrs: dict[str, Any], values: dict[str, Any]
+) -> None:
+    assert trial_values({"dropout": 0.1}, {"learning_rate": 0.01}, user_attrs) == values
 
 
 def test_searched_train_settings_join_the_space_and_fixed_ones_stay_in_train() -> None:

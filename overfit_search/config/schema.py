@@ -138,6 +138,10 @@ FloatKnob = float | FloatRange
 IntKnob = int | IntRange
 
 
+# The train settings a sweep may search (TrainConfig.knobs) and a baseline may pin.
+TRAIN_KNOBS: tuple[str, ...] = ("head_epochs", "finetune_lr_factor")
+
+
 class TrainConfig(_Section):
     """How each trial trains."""
 
@@ -194,8 +198,8 @@ class TrainConfig(_Section):
         return self
 
     def knobs(self) -> dict[str, FloatKnob | IntKnob]:
-        """The train settings that may be searched, by name (two-phase fine-tuning)."""
-        return {"head_epochs": self.head_epochs, "finetune_lr_factor": self.finetune_lr_factor}
+        """The train settings that may be searched (``TRAIN_KNOBS``), by name."""
+        return {name: getattr(self, name) for name in TRAIN_KNOBS}
 
 
 # Valid bounds of each knob, checked for fixed values and for both ends of a range.
@@ -224,7 +228,12 @@ def _check_bounds(name: str, value: Any) -> Any:
 
 
 class SearchConfig(_Section):
-    """The five knobs, each fixed or a range, and an optional baseline trial."""
+    """The five knobs, each fixed or a range, and an optional baseline trial.
+
+    ``baseline`` (the user's current setup, run first) pins knobs by name: the active search
+    knobs and the two-phase train settings (``TRAIN_KNOBS``), so a one-phase setup can be
+    the baseline of a two-phase sweep (``head_epochs: 0``). Knobs it leaves out are sampled.
+    """
 
     dropout: FloatKnob = Field(default_factory=lambda: FloatRange(low=0.0, high=0.7))
     l2: FloatKnob = Field(default_factory=lambda: FloatRange(low=1e-6, high=1e-2, log=True))
@@ -253,7 +262,7 @@ class SearchConfig(_Section):
         if self.frozen_fraction is None and self.frozen_layers is None:
             object.__setattr__(self, "frozen_fraction", FloatRange(low=0.5, high=1.0))
         if self.baseline is not None:
-            allowed = set(self.active_knobs())
+            allowed = {*self.active_knobs(), *TRAIN_KNOBS}
             unknown = sorted(set(self.baseline) - allowed)
             if unknown:
                 raise ValueError(
@@ -261,7 +270,14 @@ class SearchConfig(_Section):
                     f"choose from {', '.join(sorted(allowed))}"
                 )
             for key, val in self.baseline.items():
-                _check_bounds(key, val)
+                if key == "head_epochs" and (val < 0 or val != int(val)):
+                    raise ValueError(
+                        f"baseline: head_epochs must be a whole number >= 0, got {val:g}"
+                    )
+                if key == "finetune_lr_factor" and val <= 0:
+                    raise ValueError(f"baseline: finetune_lr_factor must be > 0, got {val:g}")
+                if key not in TRAIN_KNOBS:
+                    _check_bounds(key, val)
         return self
 
     def active_knobs(self) -> tuple[str, ...]:
@@ -397,6 +413,12 @@ class Sweep(_Section):
                 f"train.batch_size: {self.train.batch_size} does not split evenly over the "
                 f"{replicas} GPUs of resources.gpus_per_trial (data-parallel training); use a "
                 f"multiple of {replicas}"
+            )
+        pinned_head = (self.search.baseline or {}).get("head_epochs", 0)
+        if pinned_head > self.train.max_epochs:
+            raise ValueError(
+                f"search.baseline: head_epochs must be at most train.max_epochs "
+                f"({self.train.max_epochs}), got {pinned_head:g}"
             )
         if self.model.scheme == "tfhub" and isinstance(self.search.frozen_layers, IntRange):
             raise ValueError(

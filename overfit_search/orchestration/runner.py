@@ -29,7 +29,7 @@ from overfit_search.pruning import OverfitJudge, make_rule
 from overfit_search.results.exports import BestChoice, clear_results, write_exports
 from overfit_search.results.storage import open_storage
 from overfit_search.scoring import directions
-from overfit_search.search_space import baseline_params, split_space
+from overfit_search.search_space import PINNED_ATTR, baseline_params, baseline_pins, split_space
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class RequeueStale:
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         logger.warning("trial %d: its driver stopped beating; running it again", trial.number)
         if trial.params:
-            study.enqueue_trial(trial.params, user_attrs={RESUMED_FROM: trial.number})
+            study.enqueue_trial(trial.params, user_attrs=_rerun_attrs(trial))
 
 
 def _storage(sweep: Sweep, url: str) -> optuna.storages.RDBStorage:
@@ -249,6 +249,16 @@ def _drop_checkpoints(study: optuna.Study, out: Path) -> None:
                 path.unlink(missing_ok=True)
 
 
+def _rerun_attrs(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """User attributes of a trial's re-run: where it resumes from, and what it was."""
+    attrs: dict[str, Any] = {RESUMED_FROM: trial.number}
+    if trial.user_attrs.get("baseline"):
+        attrs["baseline"] = True
+    if trial.user_attrs.get(PINNED_ATTR):
+        attrs[PINNED_ATTR] = trial.user_attrs[PINNED_ATTR]
+    return attrs
+
+
 def _requeue_interrupted(study: optuna.Study, limit: int) -> int:
     """Enqueue the configurations of interrupted trials again (once each); return how many."""
     trials = study.get_trials(deepcopy=False)
@@ -261,10 +271,7 @@ def _requeue_interrupted(study: optuna.Study, limit: int) -> int:
             t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") == "interrupted"
         )
         if interrupted and t.number not in taken and t.params:
-            attrs: dict[str, Any] = {RESUMED_FROM: t.number}
-            if t.user_attrs.get("baseline"):
-                attrs["baseline"] = True
-            study.enqueue_trial(t.params, user_attrs=attrs)
+            study.enqueue_trial(t.params, user_attrs=_rerun_attrs(t))
             count += 1
     return count
 
@@ -395,9 +402,13 @@ def _run_locked(
     if not finished_before:
         study.set_user_attr("objective", sweep.objective.model_dump())
         study.set_user_attr("max_epochs", sweep.train.max_epochs)
-        base = baseline_params(sweep.search)
+        base = baseline_params(sweep.search, sweep.train)
         if base is not None:
-            study.enqueue_trial(base, user_attrs={"baseline": True}, skip_if_exists=True)
+            attrs: dict[str, Any] = {"baseline": True}
+            pins = baseline_pins(sweep.search, sweep.train)
+            if pins:
+                attrs[PINNED_ATTR] = pins
+            study.enqueue_trial(base, user_attrs=attrs, skip_if_exists=True)
 
     rule = make_rule(**sweep.pruning.rule.model_dump())
     judge = OverfitJudge(

@@ -27,6 +27,7 @@ from overfit_search.config.schema import Sweep
 from overfit_search.orchestration.progress import SweepProgress
 from overfit_search.pruning import Outcome, OverfitJudge
 from overfit_search.scoring import is_feasible, objective_values
+from overfit_search.search_space import trial_values
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,10 @@ class OverfitOptunaSearch(OptunaSearch):
             storage.record_heartbeat(ot_trial._trial_id)  # alive from the start
         if self._progress is not None:
             self._progress.trial_started(ot_trial.number)
-        config = {**self._fixed, **params, TRIAL_NUMBER_KEY: ot_trial.number}
+        config = {
+            **trial_values(self._fixed, params, ot_trial.user_attrs),
+            TRIAL_NUMBER_KEY: ot_trial.number,
+        }
         resumed = ot_trial.user_attrs.get("resumed_from")
         if resumed is not None:
             config[RESUME_KEY] = int(resumed)

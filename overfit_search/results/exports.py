@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from overfit_search.config.schema import KNOBS, Sweep
 from overfit_search.errors import ConfigError, FatalError
 from overfit_search.results.storage import open_storage
-from overfit_search.search_space import split_space, trial_seed, two_phase
+from overfit_search.search_space import split_space, trial_seed, trial_values, two_phase
 
 BEST_WEIGHTS = "best.weights.h5"
 
@@ -244,8 +244,11 @@ def pick_trial(study: optuna.Study, sweep: Sweep, number: int | None = None) -> 
 
 
 def trial_params(sweep: Sweep, trial: FrozenTrial) -> dict[str, Any]:
-    """Every knob's value for ``trial``: its sampled parameters over the sweep's fixed ones."""
-    return {**split_space(sweep.search)[1], **trial.params}
+    """Every knob's value for ``trial``: its parameters over its pins over the sweep's fixed ones.
+
+    Pins are the baseline's values of train settings the sweep fixes (``search.baseline``).
+    """
+    return trial_values(split_space(sweep.search)[1], trial.params, trial.user_attrs)
 
 
 def seed_of(sweep: Sweep, trial: FrozenTrial) -> int:
@@ -257,7 +260,7 @@ def best_sweep(sweep: Sweep, trial: FrozenTrial, fixed: dict[str, Any]) -> dict[
     """A complete sweep file with the trial's values fixed and max_epochs = its best epoch."""
     doc = sweep.model_dump(mode="json", exclude_none=True)
     search = {k: v for k, v in doc["search"].items() if k not in (*KNOBS, "baseline")}
-    values = {**fixed, **trial.params}
+    values = trial_values(fixed, trial.params, trial.user_attrs)
     for knob in sweep.search.active_knobs():
         search[knob] = values[knob]
     doc["search"] = search

@@ -84,7 +84,20 @@ def test_minimal_sweep_gets_defaults(write_sweep: Any) -> None:
         ({"train": {"max_epochs": 0}}, r"train\.max_epochs: .*greater than or equal to 1, got 0"),
         (
             {"search": {"baseline": {"momentum": 0.9}}},
-            r"search\.baseline: unknown knob\(s\) momentum",
+            r"search\.baseline: unknown knob\(s\) momentum; choose from .*finetune_lr_factor, "
+            r"frozen_fraction, head_epochs",
+        ),
+        (
+            {"search": {"baseline": {"head_epochs": 1.5}}},
+            r"search\.baseline: head_epochs must be a whole number >= 0, got 1\.5",
+        ),
+        (
+            {"search": {"baseline": {"finetune_lr_factor": 0}}},
+            r"search\.baseline: finetune_lr_factor must be > 0, got 0",
+        ),
+        (
+            {"train": {"max_epochs": 3}, "search": {"baseline": {"head_epochs": 4}}},
+            r"search\.baseline: head_epochs must be at most train\.max_epochs \(3\), got 4",
         ),
         (
             {"model": {"backbone": "tfhub:/m"}, "search": {"frozen_layers": {"low": 1, "high": 5}}},

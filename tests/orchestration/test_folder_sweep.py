@@ -13,6 +13,9 @@ from PIL import Image
 
 from overfit_search import run_sweep
 from overfit_search.cli import main
+from overfit_search.config import sweep_from_dict
+from overfit_search.results.exports import best_sweep, trial_params
+from overfit_search.search_space import split_space
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +37,7 @@ def test_folder_sweep_with_mobilenet_v2(tmp_path: Path) -> None:
             "validation_fraction": 0.25,
         },
         "model": {"backbone": "mobilenet_v2", "weights": "none"},
-        "train": {"batch_size": 8, "max_epochs": 2, "optimizer": "sgd"},
+        "train": {"batch_size": 8, "max_epochs": 2, "optimizer": "sgd", "head_epochs": 1},
         "search": {
             "dropout": 0.1,
             "l2": 0.0,
@@ -45,12 +48,19 @@ def test_folder_sweep_with_mobilenet_v2(tmp_path: Path) -> None:
         "study": {"trials": 2, "sampler": "random", "seed": 3},
         "resources": {"max_concurrent": 2},
     }
-    doc["search"]["baseline"] = {"learning_rate": 0.01}
+    # the user's one-phase setup as the baseline of a two-phase sweep
+    doc["search"]["baseline"] = {"learning_rate": 0.01, "head_epochs": 0}
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc))
     result = run_sweep(tmp_path / "s.yaml", output=tmp_path / "out", progress=False)
     trials = result.study.get_trials()
     assert len(trials) == 2
     assert trials[0].params["learning_rate"] == 0.01 and trials[0].user_attrs["baseline"]
+    logs = [(tmp_path / "out" / "trials" / str(n) / "trial.log").read_text() for n in (0, 1)]
+    assert "phase 1 (head)" not in logs[0] and "phase 1 (head): epoch 1," in logs[1]
+    sweep = sweep_from_dict(doc)
+    assert [trial_params(sweep, t).get("head_epochs") for t in trials] == [0, None]
+    fixed = split_space(sweep.search)[1]
+    assert [best_sweep(sweep, t, fixed)["train"]["head_epochs"] for t in trials] == [0, 1]
     assert all(t.state == TrialState.COMPLETE for t in trials), [t.user_attrs for t in trials]
     assert all(t.user_attrs["epochs_run"] == 2 for t in trials)
     assert (tmp_path / "out" / "skipped.csv").read_text().startswith("file,reason\nA/broken.jpg,")

@@ -19,7 +19,7 @@ from overfit_search.orchestration.searcher import (
 from overfit_search.orchestration.stopper import OverfitStopper
 from overfit_search.pruning import GLRule, OverfitJudge
 from overfit_search.results.exports import trials_frame
-from overfit_search.search_space import split_space
+from overfit_search.search_space import PINNED_ATTR, split_space
 from tests.conftest import tiny_sweep
 
 
@@ -219,3 +219,16 @@ def test_failure_reasons_are_one_line_and_say_out_of_memory(
 
     reason = failure_reason(exc)
     assert reason.startswith(expected) and "\n" not in reason
+
+
+def test_an_enqueued_baselines_pins_reach_its_config_and_no_other() -> None:
+    searcher, _, study = _setup()
+    study.enqueue_trial(
+        {"learning_rate": 1e-3},
+        user_attrs={"baseline": True, PINNED_ATTR: {"head_epochs": 0, "finetune_lr_factor": 1.0}},
+    )
+    baseline = searcher.suggest("base")
+    other = searcher.suggest("other")
+    assert baseline["learning_rate"] == 1e-3
+    assert baseline["head_epochs"] == 0 and baseline["finetune_lr_factor"] == 1.0
+    assert "head_epochs" not in other and "finetune_lr_factor" not in other
