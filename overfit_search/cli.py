@@ -58,7 +58,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         console.print("No trial completed; see trials.csv for the reasons.")
     else:
         a = best.trial.user_attrs
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(best.trial.params.items()))
+        from overfit_search.search_space import trial_values
+
+        values = trial_values({}, best.trial.params, a)  # a baseline's pins too (head_epochs=0)
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(values.items()))
         console.print(
             f"Best: trial {best.trial.number} ({best.why}): val_loss {a['best_val_loss']:.4f}, "
             f"gap {a['gap']:.4f}, best epoch {a['best_epoch']} of {a['epochs_run']}"
