@@ -19,7 +19,13 @@ from optuna.trial import FrozenTrial, TrialState
 from overfit_search.config.schema import KNOBS, Sweep
 from overfit_search.errors import ConfigError, FatalError
 from overfit_search.results.storage import open_storage
-from overfit_search.search_space import split_space, trial_seed, trial_values, two_phase
+from overfit_search.search_space import (
+    PINNED_ATTR,
+    split_space,
+    trial_seed,
+    trial_values,
+    two_phase,
+)
 
 BEST_WEIGHTS = "best.weights.h5"
 
@@ -115,6 +121,8 @@ def trials_frame(study: optuna.Study, trials_dir: Path | None = None) -> pd.Data
             if t.datetime_complete and t.datetime_start
             else None,
         )
+        if a.get(PINNED_ATTR):  # a baseline's own train settings, e.g. head_epochs=0
+            row["pinned"] = ", ".join(f"{k}={v:g}" for k, v in sorted(a[PINNED_ATTR].items()))
         if front or len(study.directions) > 1:
             row["pareto"] = t.number in front
         if trials_dir is not None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 import yaml
 from optuna.trial import TrialState
@@ -61,6 +62,8 @@ def test_folder_sweep_with_mobilenet_v2(tmp_path: Path) -> None:
     assert [trial_params(sweep, t).get("head_epochs") for t in trials] == [0, None]
     fixed = split_space(sweep.search)[1]
     assert [best_sweep(sweep, t, fixed)["train"]["head_epochs"] for t in trials] == [0, 1]
+    table = pd.read_csv(tmp_path / "out" / "trials.csv")
+    assert table.pinned.iloc[0] == "head_epochs=0" and table.pinned.iloc[1:].isna().all()
     assert all(t.state == TrialState.COMPLETE for t in trials), [t.user_attrs for t in trials]
     assert all(t.user_attrs["epochs_run"] == 2 for t in trials)
     assert (tmp_path / "out" / "skipped.csv").read_text().startswith("file,reason\nA/broken.jpg,")
