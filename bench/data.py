@@ -7,8 +7,9 @@ classes) to a temporary folder, then, side by side in one run, at image size ``-
 - ``project``: ``overfit_search.data.load_data`` (Pillow decode once into the on-disk uint8
   cache), then ``model.fit(**fit_inputs(x_train, y_train, ...))`` compiled with the default
   ``train.steps_per_execution``, as ``training/trial.py`` does (arrays up to 1 GiB: Keras's
-  array path); again with one step per call; and forced through the no-copy ``BatchFeed``
-  that larger (memory-mapped) data takes;
+  array path); again with one step per call; forced through the no-copy ``BatchFeed``
+  that larger (memory-mapped) data takes; and through ``BatchFeed`` as it was before it reused
+  aligned batch buffers (a new numpy array per batch, which ``tf.data`` copied again);
 - ``idg``: tf_keras ``ImageDataGenerator(rescale=1/255).flow_from_directory`` into a tf_keras
   model of the same shape, at one step per call and at the project's default;
 - ``idfd``: ``keras.utils.image_dataset_from_directory`` into the Keras 3 model, likewise.
@@ -144,9 +145,15 @@ def bench_project(root: Path, cache: Path, epochs: int) -> dict[str, Any]:
     inputs = fit_inputs(data.x_train, data.y_train, BATCH, seed=0, copy_limit_bytes=0)
     model.fit(**inputs, epochs=epochs, verbose=0, callbacks=[cb])
     batch_feed = {"images": len(data.y_train), "epochs": timer.seconds}
+    model = keras3_model(len(data.class_names), default_steps())
+    cb, timer = _callback(keras.callbacks.Callback)
+    fresh = _fresh_batch_feed()(data.x_train, data.y_train, BATCH, seed=0)
+    model.fit(fresh, shuffle=False, epochs=epochs, verbose=0, callbacks=[cb])
+    fresh_feed = {"images": len(data.y_train), "epochs": timer.seconds}
     return {
         "one_step": rows[1],
         "batch_feed": batch_feed,
+        "fresh_feed": fresh_feed,
         "gathered": bench_gathered(data, epochs),
         "ceiling": bench_ceiling(data, epochs),
         **rows[default_steps()],
@@ -154,6 +161,19 @@ def bench_project(root: Path, cache: Path, epochs: int) -> dict[str, Any]:
         "cached_load_s": cached_s,
         "cache_bytes": cache_bytes,
     }
+
+
+def _fresh_batch_feed() -> type:
+    """``BatchFeed`` as it was before its reused aligned buffers: a new array per batch."""
+    from overfit_search.training.feed import BatchFeed
+
+    class FreshBatchFeed(BatchFeed):  # type: ignore[misc]
+        def __getitem__(self, index: int) -> tuple[Any, Any]:
+            end = min((index + 1) * self.batch_size, self.rows)
+            rows = np.sort(self._order[index * self.batch_size : end])
+            return np.asarray(self.x[rows]), np.asarray(self.y[rows])
+
+    return FreshBatchFeed
 
 
 def bench_gathered(data: Any, epochs: int) -> dict[str, Any]:
@@ -249,6 +269,7 @@ def main() -> None:
             OURS: project,
             "uint8 cache -> fit, 1 step/call": project.pop("one_step"),
             f"memmap -> BatchFeed (no copy), {n}/call": project.pop("batch_feed"),
+            f"BatchFeed, a new array per batch, {n}/call": project.pop("fresh_feed"),
             f"uint8 cache -> tf.data gather, {n}/call": project.pop("gathered"),
             f"model alone (one batch repeated), {n}/call": project.pop("ceiling"),
             f"ImageDataGenerator, {n} steps/call": bench_idg(root, args.epochs, n),

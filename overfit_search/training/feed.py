@@ -13,6 +13,7 @@ batch at a time instead, and :func:`fit_inputs` picks between the two.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import keras
@@ -23,9 +24,72 @@ COPY_LIMIT_BYTES = 1 << 30
 """Training images up to this many bytes go to ``fit`` as arrays (Keras copies them whole,
 fast for small data); larger ones go through a :class:`BatchFeed`."""
 
+ALIGN_BYTES = 64
+"""Alignment of :class:`BatchBuffers`: TensorFlow wraps a numpy array's memory without copying
+it only when the data is aligned to ``EIGEN_MAX_ALIGN_BYTES`` (64 at most); numpy's own
+allocations are 16-byte aligned, so every batch was copied again into a fresh tensor."""
+
+MAX_BUFFERS = 64
+"""Most batch buffers a :class:`BatchBuffers` keeps for reuse; beyond that (batches held
+somewhere for a long time), batches go to fresh buffers that are not kept."""
+
 QUEUE_SIZE = 10
 """``max_queue_size`` of every :class:`BatchFeed` (Keras's default). Unused while ``workers``
 is 1, which it is: see :class:`BatchFeed`."""
+
+
+def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+    """An uninitialised C-contiguous array whose data starts on an ``ALIGN_BYTES`` boundary."""
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + ALIGN_BYTES, dtype=np.uint8)
+    skip = -raw.ctypes.data % ALIGN_BYTES
+    return raw[skip : skip + nbytes].view(dtype).reshape(shape)
+
+
+def _refs(buffers: list[npt.NDArray[Any]], i: int) -> tuple[int, int]:
+    """References to buffer ``i`` and to the memory under it (a caller's view holds that)."""
+    return sys.getrefcount(buffers[i]), sys.getrefcount(buffers[i].base)
+
+
+class BatchBuffers:
+    """Aligned batch arrays that are written again once nothing else references them.
+
+    A freshly allocated batch costs more than gathering it: under TensorFlow, ``tf.data``
+    copied every (16-byte aligned) numpy batch into a fresh tensor, and each fresh buffer
+    page-faults its way in (bench/RESULTS.md, "BatchFeed's buffers"). These buffers are
+    aligned, so TensorFlow wraps them without a copy, and warm. A buffer is handed out again
+    only when its reference counts are back to those of a buffer nobody holds, measured on
+    a probe through the same code path: a batch still queued in ``tf.data``, held by a
+    tensor that wraps it, by a JAX transfer or by the caller (or a view of it) is never
+    overwritten.
+
+    Args:
+        row_shape: Shape of one row.
+        dtype: Element type.
+        limit: Most buffers kept (see :data:`MAX_BUFFERS`).
+    """
+
+    def __init__(self, row_shape: tuple[int, ...], dtype: np.dtype[Any], limit: int) -> None:
+        self.row_shape = row_shape
+        self.dtype = dtype
+        self.limit = limit
+        self._buffers: list[npt.NDArray[Any]] = []
+        probe = [_aligned_empty((1, *row_shape), dtype)]
+        self._free = _refs(probe, 0)
+
+    def __len__(self) -> int:
+        """Buffers kept so far."""
+        return len(self._buffers)
+
+    def take(self, rows: int) -> npt.NDArray[Any]:
+        """An array of ``rows`` rows that nothing else references (contents undefined)."""
+        for i in range(len(self._buffers)):
+            if len(self._buffers[i]) == rows and _refs(self._buffers, i) == self._free:
+                return self._buffers[i]
+        if len(self._buffers) >= self.limit:
+            return _aligned_empty((rows, *self.row_shape), self.dtype)
+        self._buffers.append(_aligned_empty((rows, *self.row_shape), self.dtype))
+        return self._buffers[-1]
 
 
 class BatchFeed(keras.utils.PyDataset):  # type: ignore[misc]
@@ -97,6 +161,7 @@ class BatchFeed(keras.utils.PyDataset):  # type: ignore[misc]
         self.rows = len(x) - (len(x) % batch_size) % multiple_of  # fed per epoch
         self._rng = np.random.default_rng(seed)
         self._order: npt.NDArray[np.int64] = self._rng.permutation(len(x))
+        self._buffers = BatchBuffers(tuple(x.shape[1:]), np.dtype(x.dtype), MAX_BUFFERS)
 
     def __len__(self) -> int:
         """Batches per epoch: ``ceil(n / batch_size)``."""
@@ -109,7 +174,9 @@ class BatchFeed(keras.utils.PyDataset):  # type: ignore[misc]
             index: From 0 to ``len(self) - 1``.
 
         Returns:
-            ``(x_batch, y_batch)``, new arrays holding only the batch's rows.
+            ``(x_batch, y_batch)``, arrays holding only the batch's rows. ``x_batch`` is one
+            of the feed's :class:`BatchBuffers`: it is not written again while anything
+            holds it (or a view of it).
 
         Raises:
             IndexError: When ``index`` is out of range.
@@ -119,7 +186,9 @@ class BatchFeed(keras.utils.PyDataset):  # type: ignore[misc]
         order = self._order  # one read: on_epoch_end may swap it from another thread
         end = min((index + 1) * self.batch_size, self.rows)
         rows = np.sort(order[index * self.batch_size : end])
-        return np.asarray(self.x[rows]), np.asarray(self.y[rows])
+        x_batch = self._buffers.take(len(rows))
+        np.take(self.x, rows, axis=0, out=x_batch, mode="clip")  # "raise" buffers `out`
+        return x_batch, np.asarray(self.y[rows])
 
     def on_epoch_end(self) -> None:
         """Draws the next epoch's order."""

@@ -47,6 +47,6 @@ def test_bench_runs_every_row_and_prints_ratios(model: str, tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"model {model}, image size 32, batch 32, 2 epochs" in done.stdout
     ratios = re.findall(r"^ratio project / (.+): ([0-9.]+)x$", done.stdout, re.M)
-    assert len(ratios) == 8, done.stdout
+    assert len(ratios) == 9, done.stdout
     assert all(float(r) > 0 for _, r in ratios)
     assert "tf_keras ImageDataGenerator" in dict(ratios)

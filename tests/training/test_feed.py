@@ -12,7 +12,13 @@ import numpy.typing as npt
 import pytest
 from keras.src.trainers import data_adapters
 
-from overfit_search.training.feed import COPY_LIMIT_BYTES, BatchFeed, fit_inputs
+from overfit_search.training.feed import (
+    ALIGN_BYTES,
+    COPY_LIMIT_BYTES,
+    BatchBuffers,
+    BatchFeed,
+    fit_inputs,
+)
 
 
 def _indexed(n: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int32]]:
@@ -307,3 +313,68 @@ def test_predict_in_slices_equals_one_call(limit: int | None) -> None:
     sliced = predict(model, x, 16, copy_limit_bytes=limit)  # 0: one batch per call
     assert sliced.dtype == np.float64 and sliced.shape == whole.shape
     np.testing.assert_allclose(sliced, whole, rtol=1e-6, atol=1e-7)
+
+
+# --- BatchBuffers: reuse only what nothing holds -----------------------------------------------
+
+
+def test_buffers_are_aligned_and_reused_once_released() -> None:
+    buffers = BatchBuffers((4, 4, 3), np.dtype(np.uint8), limit=8)
+    first = buffers.take(16)
+    assert first.shape == (16, 4, 4, 3) and first.dtype == np.uint8
+    assert first.flags.c_contiguous and first.ctypes.data % ALIGN_BYTES == 0
+    address = first.ctypes.data
+    del first
+    again = buffers.take(16)
+    assert again.ctypes.data == address and len(buffers) == 1
+    other = buffers.take(5)  # a partial batch gets a buffer of its own size
+    assert other.shape[0] == 5 and len(buffers) == 2
+
+
+@pytest.mark.parametrize(
+    "hold",
+    [
+        lambda b: b,  # the batch itself (a queued batch, a tensor that wraps it)
+        lambda b: b[:3],  # a view of it
+        lambda b: b.reshape(-1),
+        lambda b: memoryview(b),  # the buffer protocol (a zero-copy transfer)
+    ],
+)
+def test_a_held_buffer_is_never_handed_out_again(hold: Any) -> None:
+    buffers = BatchBuffers((2,), np.dtype(np.float32), limit=8)
+    held = hold(buffers.take(4))
+    address = np.asarray(held).ctypes.data
+    for _ in range(3):
+        assert buffers.take(4).ctypes.data != address
+    del held
+    assert address in {buffers.take(4).ctypes.data for _ in range(3)}
+
+
+def test_beyond_the_limit_batches_are_fresh_and_not_kept() -> None:
+    buffers = BatchBuffers((2,), np.dtype(np.uint8), limit=2)
+    held = [buffers.take(4) for _ in range(4)]
+    assert len(buffers) == 2
+    assert len({b.ctypes.data for b in held}) == 4
+    assert all(b.ctypes.data % ALIGN_BYTES == 0 for b in held)
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 8])
+def test_batches_reach_the_model_intact_while_their_buffers_are_reused(
+    steps_per_execution: int,
+) -> None:
+    # The model outputs each row's first pixel; the target is the value its row was filled
+    # with. A buffer written again before the model read it would show as a nonzero loss.
+    n = 1_000
+    x, y = _indexed(n)
+    target = (y % 256).astype(np.float32)
+    feed = BatchFeed(x, target, 16, seed=0)
+    inputs = keras.Input((2, 2, 3))
+    pixel = keras.layers.Lambda(lambda t: keras.ops.cast(t[:, 0, 0, :1], "float32"))(inputs)
+    model = keras.Model(inputs, pixel)
+    model.compile("sgd", "mae", steps_per_execution=steps_per_execution)
+    history = model.fit(feed, shuffle=False, epochs=3, verbose=0)
+    assert history.history["loss"] == [0.0, 0.0, 0.0]
+    assert 1 <= len(feed._buffers) < len(feed)  # reused, not one buffer per batch
+    if keras.backend.backend() == "tensorflow":
+        # tf.data wraps the aligned buffers without copying, so it holds several at once
+        assert len(feed._buffers) > 2
