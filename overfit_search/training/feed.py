@@ -161,7 +161,11 @@ class BatchFeed(keras.utils.PyDataset):  # type: ignore[misc]
         self.rows = len(x) - (len(x) % batch_size) % multiple_of  # fed per epoch
         self._rng = np.random.default_rng(seed)
         self._order: npt.NDArray[np.int64] = self._rng.permutation(len(x))
-        self._buffers = BatchBuffers(tuple(x.shape[1:]), np.dtype(x.dtype), MAX_BUFFERS)
+        # Reference counts are only exact with the GIL (free-threaded CPython defers them).
+        reuse = getattr(sys, "_is_gil_enabled", lambda: True)()
+        self._buffers = BatchBuffers(
+            tuple(x.shape[1:]), np.dtype(x.dtype), MAX_BUFFERS if reuse else 0
+        )
 
     def __len__(self) -> int:
         """Batches per epoch: ``ceil(n / batch_size)``."""

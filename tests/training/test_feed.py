@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -378,3 +379,16 @@ def test_batches_reach_the_model_intact_while_their_buffers_are_reused(
     if keras.backend.backend() == "tensorflow":
         # tf.data wraps the aligned buffers without copying, so it holds several at once
         assert len(feed._buffers) > 2
+
+
+def test_without_the_gil_every_batch_is_a_fresh_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: False, raising=False)
+    x, y = _indexed(40)
+    feed = BatchFeed(x, y, 8, seed=0)
+    addresses = set()
+    for i in range(len(feed)):
+        xb, _ = feed[i]
+        addresses.add(xb.ctypes.data)
+        del xb
+    assert len(feed._buffers) == 0 and feed._buffers.limit == 0
+    assert all(a % ALIGN_BYTES == 0 for a in addresses)
