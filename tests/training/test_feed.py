@@ -375,10 +375,8 @@ def test_batches_reach_the_model_intact_while_their_buffers_are_reused(
     model.compile("sgd", "mae", steps_per_execution=steps_per_execution)
     history = model.fit(feed, shuffle=False, epochs=3, verbose=0)
     assert history.history["loss"] == [0.0, 0.0, 0.0]
-    assert 1 <= len(feed._buffers) < len(feed)  # reused, not one buffer per batch
-    if keras.backend.backend() == "tensorflow":
-        # tf.data wraps the aligned buffers without copying, so it holds several at once
-        assert len(feed._buffers) > 2
+    # reused, not one buffer per batch (how many are in flight at once varies from run to run)
+    assert 1 <= len(feed._buffers) < len(feed)
 
 
 def test_without_the_gil_every_batch_is_a_fresh_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
