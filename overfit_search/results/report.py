@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from overfit_search.results.exports import (
     select_best,
     trials_frame,
 )
+from overfit_search.results.stuck import stuck_cause
 
 REPORT = "report.html"
 FIGURES_DIR = "figures"
@@ -295,10 +296,15 @@ def at_chance(r: Results) -> tuple[list[int], float] | None:
     return [n for n in finished if n in best.index and best[n] <= bar], bar
 
 
-def chance_note(r: Results) -> str | None:
+def chance_note(r: Results, probe: Mapping[str, Any] | None = None) -> str | None:
     """A warning naming the finished trials that never beat chance, or None when there are none.
 
-    It gives their learning-rate range against the other trials' and the usual cure.
+    It gives their learning-rate range against the other trials' and the likely cause, named
+    from the evidence (:func:`~overfit_search.results.stuck.stuck_cause`).
+
+    Args:
+        r: The results.
+        probe: The setup check's result, when one ran (see ``stuck_cause``).
     """
     found = at_chance(r)
     if not found or not found[0]:
@@ -318,11 +324,10 @@ def chance_note(r: Results) -> str | None:
         note += (
             f"; the other trials: {others.min():.2g}–{others.max():.2g}." if len(others) else "."
         )
-    return note + (
-        " A learning rate too high for the unfrozen backbone layers wrecks the pretrained "
-        "weights: train the head first (train.head_epochs) and fine-tune at a small "
-        "train.finetune_lr_factor, or lower search.learning_rate.high."
-    )
+    assert r.split is not None  # at_chance found classes in it
+    classes = int(r.split["label"].nunique())
+    cause = stuck_cause(r.trials, r.histories, stuck, classes, bar, probe)
+    return f"{note} {cause.sentence()}"
 
 
 def _warnings(r: Results, counts: dict[str, int]) -> str:

@@ -450,7 +450,15 @@ def test_report_names_trials_stuck_at_chance_and_their_learning_rates(tmp_path: 
     _stuck_at_chance(out)
     page = _page(out)
     assert CHANCE_NOTE in page  # trial 4 FAILed: not counted
-    assert "train.head_epochs" in page
+    # The cause follows the evidence: they fit their training images (0.5 > 0.375) ...
+    assert "nothing carries over to validation" in page
+    assert "train.head_epochs" not in page  # ... so the learning rate is not blamed
+    histories = pd.read_csv(out / "histories.csv")
+    histories.loc[histories.trial.isin([2, 3]), "train_eval_accuracy"] = 0.25
+    histories.to_csv(out / "histories.csv", index=False)
+    page = _page(out)
+    assert "do not fit even their own training images" in page
+    assert "overfit-search check-model" in page
 
 
 @pytest.mark.parametrize("stuck", [False, True])
