@@ -19,7 +19,7 @@ from overfit_search.config import Sweep, sweep_from_dict
 from overfit_search.errors import ConfigError
 from overfit_search.models.backbones import build_backbone, prepare_backbone, resolve_tfhub
 from overfit_search.models.build import build_model, make_optimizer
-from tests.conftest import tiny_sweep
+from tests.conftest import digits_sweep, tiny_sweep
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="tfhub: needs the TensorFlow backend"
@@ -201,6 +201,34 @@ def test_a_trainable_module_fine_tunes_with_every_optimizer(
     built.model.fit(x, y, epochs=2, batch_size=8, verbose=0)
     after = [np.array(w) for w in module.trainable_weights]
     assert any(not np.allclose(a, b) for a, b in zip(before, after, strict=True))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer", ["adam"])
+def test_a_sweep_fine_tunes_a_downloaded_module_in_ray_trials(
+    hub_server: HubServer, hub_cache: Path, tmp_path: Path, optimizer: str
+) -> None:
+    """End to end: the driver downloads the module once, Ray trials fine-tune it (frozen
+    fraction 0, Adam: every trial was FAIL before) from the cached directory."""
+    from optuna.trial import TrialState
+
+    from overfit_search.orchestration.runner import run_sweep
+
+    handle = hub_server.url("/google/feature_vector/4")
+    doc = digits_sweep(
+        "hub",
+        model={"backbone": f"tfhub:{handle}"},
+        train={"max_epochs": 2, "optimizer": optimizer},
+        search={"frozen_fraction": 0.0},
+        study={"trials": 2, "n_startup_trials": 2},
+    )
+    result = run_sweep(sweep_from_dict(doc), output=tmp_path / "out", progress=False)
+    states = [t.state for t in result.study.trials]
+    assert len(states) == 2 and TrialState.FAIL not in states, [
+        t.user_attrs.get("fail_reason") for t in result.study.trials
+    ]
+    assert len(hub_server.requests) == 1  # the trials never touched the network
+    assert handle in (tmp_path / "out" / "sweep.yaml").read_text()  # the handle as written
 
 
 def _free_port() -> int:
