@@ -19,7 +19,7 @@ from overfit_search.config import Sweep, sweep_from_dict
 from overfit_search.errors import ConfigError
 from overfit_search.models.backbones import build_backbone, prepare_backbone, resolve_tfhub
 from overfit_search.models.build import build_model, make_optimizer
-from tests.conftest import digits_sweep, tiny_sweep
+from tests.conftest import MOBILENET_H5, digits_sweep, tiny_sweep
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow", reason="tfhub: needs the TensorFlow backend"
@@ -37,6 +37,7 @@ def saved_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+SWEEPS = Path(__file__).resolve().parents[2] / "sweeps"
 PARAMS = {"dropout": 0.0, "l2": 0.0, "learning_rate": 0.05, "augmentation": 0.0,
           "frozen_fraction": 0.0}  # fmt: skip
 
@@ -229,6 +230,80 @@ def test_a_sweep_fine_tunes_a_downloaded_module_in_ray_trials(
     ]
     assert len(hub_server.requests) == 1  # the trials never touched the network
     assert handle in (tmp_path / "out" / "sweep.yaml").read_text()  # the handle as written
+
+
+def _hub_mobilenet_v2(path: Path, size: int) -> None:
+    """The pretrained fixture MobileNetV2 exported as TF-Hub's feature vectors are: [0, 1]
+    images of ``size`` px -> (N, 1280), rescaled to MobileNetV2's [-1, 1] inside."""
+    full = keras.saving.load_model(MOBILENET_H5, compile=False)
+    pretrained = full.get_layer("mobilenetv2_1.00_160")
+    twin = keras.applications.MobileNetV2(
+        input_shape=(size, size, 3), include_top=False, weights=None
+    )
+    twin.set_weights(pretrained.get_weights())  # the weights do not depend on the input size
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Rescaling(2.0, offset=-1.0)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(twin(x))
+    keras.Model(inputs, x).export(str(path), verbose=False)
+
+
+def _hand_signs(root: Path, size: int, per_class: int) -> None:
+    """Five class folders of small PNGs, each class its own colour and stripe, with noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(5):
+        (root / f"sign_{c}").mkdir(parents=True)
+        for i in range(per_class):
+            img = rng.integers(0, 60, size=(size, size, 3))
+            img[:, :, c % 3] += 120
+            img[(c * size) // 5 : ((c + 1) * size) // 5] += 60
+            Image.fromarray(img.astype("uint8")).save(root / f"sign_{c}" / f"{i:03d}.png")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MOBILENET_H5.is_file(), reason=f"the fixture {MOBILENET_H5} is absent")
+def test_the_asl_hub_sweep_runs_on_a_served_mobilenet_v2_feature_vector(
+    tmp_path: Path, hub_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sweeps/asl-hub.yaml as written (frozen TF-Hub MobileNetV2 URL, 5 classes, split: sorted
+    at 0.4, Adam), its URL replaced by the fixture served from 127.0.0.1, small images, 2 short
+    trials."""
+    from optuna.trial import TrialState
+
+    from overfit_search.config import load_sweep
+    from overfit_search.orchestration.runner import run_sweep
+
+    monkeypatch.setenv("OVERFIT_SEARCH_CACHE", str(tmp_path / "cache"))  # Ray workers get it too
+    size = 32
+    module = tmp_path / "mobilenet_v2_feature_vector"
+    _hub_mobilenet_v2(module, size)
+    _hand_signs(tmp_path / "signs", size, per_class=10)
+    server = HubServer(module, tmp_path / "module.tar.gz")
+    try:
+        handle = server.url("/google/tf2-preview/mobilenet_v2/feature_vector/4")
+        sweep = load_sweep(
+            SWEEPS / "asl-hub.yaml",
+            {
+                "model.backbone": f"tfhub:{handle}",
+                "data.dir": str(tmp_path / "signs"),
+                "data.image_size": size,
+                "train.batch_size": 8,
+                "train.max_epochs": 2,
+                "study.trials": 2,
+                "resources.cpus_per_trial": 1,
+            },
+        )
+        assert sweep.data.split == "sorted" and sweep.data.validation_fraction == 0.4
+        assert sweep.train.optimizer == "adam" and sweep.search.frozen_fraction == 1.0
+        result = run_sweep(sweep, output=tmp_path / "out", progress=False)
+    finally:
+        server.close()
+    trials = result.study.trials
+    assert len(trials) == 2
+    assert all(t.state != TrialState.FAIL for t in trials), [t.user_attrs for t in trials]
+    assert trials[0].user_attrs.get("baseline")  # the user's own setup ran first
+    assert len(server.requests) == 1
 
 
 def _free_port() -> int:
