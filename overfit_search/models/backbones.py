@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,25 +91,112 @@ def _file(cfg: ModelConfig, image_size: int) -> Backbone:
     return Backbone(model, "tf", input_size=size)
 
 
-def _tfhub(cfg: ModelConfig, image_size: int) -> Backbone:
+HUB_TIMEOUT_S = 60.0
+"""Seconds a TF-Hub download may wait on the network for one read before it is abandoned."""
+
+
+def _need_tensorflow() -> None:
     if keras.backend.backend() != "tensorflow":
         raise ConfigError(
             "model.backbone: tfhub: backbones need the TensorFlow backend: TF-Hub modules are "
             f"TensorFlow SavedModels (KERAS_BACKEND={keras.backend.backend()}; set it to "
             "tensorflow)"
         )
-    handle = cfg.backbone[len("tfhub:") :]
-    path = Path(handle)
-    cache = os.environ.get("TFHUB_CACHE_DIR")
-    if not path.is_dir() and cache:
-        # tensorflow_hub keeps a downloaded handle in TFHUB_CACHE_DIR/<sha1 of the handle>
-        path = Path(cache) / hashlib.sha1(handle.encode("utf-8")).hexdigest()
-    if not path.is_dir():
+
+
+def _hub_cache_dir() -> str:
+    """The directory tensorflow_hub caches downloads in (``TFHUB_CACHE_DIR`` or its default)."""
+    from tensorflow_hub import resolver
+
+    return str(resolver.tfhub_cache_dir(use_temp=True))
+
+
+def resolve_tfhub(handle: str) -> Path:
+    """The local SavedModel directory of a TF-Hub handle, downloaded and cached if need be.
+
+    Accepts what ``hub.KerasLayer`` accepts, through ``tensorflow_hub.resolve`` itself: a
+    local SavedModel directory, a ``https://tfhub.dev/...`` or ``https://www.kaggle.com/models/
+    ...`` model URL (tfhub.dev redirects to Kaggle Models), or the URL of a ``.tar.gz`` of a
+    SavedModel. A URL is downloaded once into ``TFHUB_CACHE_DIR`` (default: the system's temp
+    directory ``/tfhub_modules``) and read from there afterwards, with no network request.
+
+    Raises:
+        ConfigError: The handle cannot be resolved (offline and not cached, HTTP error, not a
+            SavedModel), in one line naming ``model.backbone``.
+    """
+    _need_tensorflow()
+    path = Path(handle).expanduser()
+    if path.is_dir():
+        resolved = path
+    elif "://" not in handle:
         raise ConfigError(
-            f"model.backbone: TF-Hub module {handle} is not a local SavedModel directory"
-            + (f" (TFHUB_CACHE_DIR={cache})" if cache else " (set TFHUB_CACHE_DIR for handles)")
+            f"model.backbone: TF-Hub module {handle} is neither a local SavedModel directory nor "
+            "a URL"
         )
+    else:
+        import tensorflow_hub as hub
+
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(HUB_TIMEOUT_S)  # tensorflow_hub's urlopen has no timeout
+        try:
+            resolved = Path(hub.resolve(handle))
+        except Exception as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise ConfigError(
+                f"model.backbone: cannot resolve TF-Hub handle {handle}: {reason} (it is not in "
+                f"the TF-Hub cache {_hub_cache_dir()} either; offline, set TFHUB_CACHE_DIR to a "
+                "cache that holds it, or give a local SavedModel directory)"
+            ) from exc
+        finally:
+            socket.setdefaulttimeout(previous)
+    if not (resolved / "saved_model.pb").is_file():
+        raise ConfigError(
+            f"model.backbone: TF-Hub module {handle} is not a SavedModel (no saved_model.pb in "
+            f"{resolved})"
+        )
+    return resolved.resolve()
+
+
+def prepare_backbone(cfg: ModelConfig) -> ModelConfig:
+    """Fetch what the backbone needs once, in the driver, before any trial; return the config
+    the trials should build from.
+
+    For a ``tfhub:`` handle: resolved (downloaded and cached when it is a URL) with
+    :func:`resolve_tfhub`, and the returned config names the local directory, so trials on
+    this machine (or a cluster sharing the disk) never touch the network. Other schemes come
+    back unchanged.
+
+    Raises:
+        ConfigError: The module cannot be resolved, or TF-Hub without the TensorFlow backend.
+    """
+    if cfg.scheme != "tfhub":
+        return cfg
+    local = resolve_tfhub(cfg.backbone[len("tfhub:") :])
+    return cfg.model_copy(update={"backbone": f"tfhub:{local}"})
+
+
+def _slot_safe_names(layer: keras.layers.TFSMLayer) -> None:
+    """Rename the layer's variables so that optimizers can build slots from them.
+
+    TFSMLayer wraps each restored ``tf.Variable`` in a ``keras.Variable`` named after it, so
+    the names keep TensorFlow's ``:0`` suffix (``conv2d_kernel:0``). Keras optimizers name a
+    slot ``{path}_{slot}`` (``conv2d_kernel:0_momentum``; ``BaseOptimizer.
+    add_variable_from_reference`` strips ``:`` only from references without a ``path``), and
+    a TensorFlow variable name cannot hold ``:``, so Adam, AdamW and SGD with momentum fail on
+    the first step of a trainable module. The wrapper's name is only a label: renaming it
+    changes neither the restored variable nor the saved weights (stored by position).
+    """
+    for variable in layer.weights:
+        for attr in ("_name", "_path"):
+            value = getattr(variable, attr, None)
+            if isinstance(value, str) and ":" in value:
+                setattr(variable, attr, value.replace(":", "_"))
+
+
+def _tfhub(cfg: ModelConfig, image_size: int) -> Backbone:
+    path = resolve_tfhub(cfg.backbone[len("tfhub:") :])
     layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default", trainable=True)
+    _slot_safe_names(layer)
     return Backbone(layer, "unit", layer_freezable=False)
 
 

@@ -351,9 +351,23 @@ def _output_lock(out: Path) -> Iterator[None]:
         handle.close()  # closing releases the lock
 
 
+def _prepare_backbone(sweep: Sweep) -> Sweep:
+    """The sweep the trials run: a ``tfhub:`` handle resolved (downloaded once) to its local
+    directory here in the driver, so a bad handle is one error before any trial (exit 2).
+    ``sweep.yaml`` and ``best.yaml`` keep the handle as written."""
+    if sweep.model.scheme != "tfhub":
+        return sweep
+    from overfit_search.models.backbones import prepare_backbone  # imports Keras
+
+    model = prepare_backbone(sweep.model)
+    logger.info("model.backbone: %s -> %s", sweep.model.backbone, model.backbone)
+    return sweep.model_copy(update={"model": model})
+
+
 def _run_locked(
     sweep: Sweep, out: Path, resume: bool, overwrite: bool, progress: bool
 ) -> SweepResult:
+    trial_sweep = _prepare_backbone(sweep)  # a bad handle leaves no study behind
     url = _prepare_output(sweep, out, resume, overwrite)
 
     from overfit_search.data import load_data, sorted_split_warning
@@ -427,7 +441,7 @@ def _run_locked(
     tracker = SweepProgress(sweep.name, to_run, already=done_before, enabled=progress)
     trial_data = data.without_test()  # the test split stays out of every trial
     interrupted, broken = _run_tune(
-        sweep, study, space, fixed, judge, trial_data, out, to_run, tracker
+        trial_sweep, study, space, fixed, judge, trial_data, out, to_run, tracker
     )
 
     _fail_unfinished(study, tracker.numbers if sweep.study.storage else None, "interrupted")
