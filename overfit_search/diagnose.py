@@ -112,20 +112,22 @@ _USING = re.compile(r"\bUsing (\d+) files for (training|validation)\b")
 
 
 def _image_counts(text: str) -> dict[str, int]:
-    """Training and validation image counts and classes printed by Keras's directory loaders:
-    ``image_dataset_from_directory``'s ``Using n files for training.`` / ``validation.``, else
-    the last two of ``flow_from_directory``'s ``Found n images belonging to k classes.`` lines
-    (training, then validation, with as many classes); empty when the log does not say."""
+    """Training and validation image counts and classes printed by Keras's directory loaders
+    before the first epoch: ``image_dataset_from_directory``'s ``Using n files for training.``
+    and ``... for validation.``, or exactly two of ``flow_from_directory``'s ``Found n images
+    belonging to k classes.`` (training, then validation, with as many classes); empty when the
+    log does not say or is ambiguous (a third generator, several of a kind)."""
+    first = _HEADER.search(text)
+    text = text[: first.start()] if first else text
     found = [(int(n), int(k)) for n, k in _FOUND.findall(text)]
-    using = {subset: int(n) for n, subset in _USING.findall(text)}
-    if found and {"training", "validation"} <= set(using):
-        return {
-            "train": using["training"],
-            "validation": using["validation"],
-            "classes": found[-1][1],
-        }
-    if len(found) >= 2 and found[-2][1] == found[-1][1] and found[-2][0] and found[-1][0]:
-        return {"train": found[-2][0], "validation": found[-1][0], "classes": found[-1][1]}
+    using = _USING.findall(text)
+    subsets = [subset for _, subset in using]
+    if found and sorted(subsets) == ["training", "validation"]:
+        counts = {subset: int(n) for n, subset in using}
+        classes = found[-1][1]
+        return {"train": counts["training"], "validation": counts["validation"], "classes": classes}
+    if not using and len(found) == 2 and found[0][1] == found[1][1] and found[0][0] and found[1][0]:
+        return {"train": found[0][0], "validation": found[1][0], "classes": found[1][1]}
     return {}
 
 
@@ -654,7 +656,7 @@ def _split_suspect(
             return None
         stalled = max(later) - val_acc[i] < 0.03
         if stalled and acc[i] - max(later) >= 0.1:
-            return epochs[i], acc[i], max(later)
+            return epochs[idx[i]], acc[i], max(later)
         return None
     return None
 

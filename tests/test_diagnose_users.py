@@ -118,6 +118,7 @@ def _epochs(n: int) -> str:
             {"train": 180000, "validation": 20000, "classes": 50},
         ),
         ("Found 600 images belonging to 5 classes.\n", {}),  # one generator: unknown split
+        ("Found 80 images belonging to 2 classes.\n" * 3, {}),  # a test generator too: ambiguous
         ("Found 90 images belonging to 3 classes.\nFound 10 images belonging to 2 classes.\n", {}),
         ("", {}),
     ],
@@ -130,3 +131,16 @@ def test_image_counts_from_keras_directory_loaders(
     sweep = load_sweep(dg.write_sweep(d, tmp_path / "s.yaml"))
     fraction = images["validation"] / (images["train"] + images["validation"]) if images else 0.2
     assert sweep.data.validation_fraction == pytest.approx(fraction)
+
+
+def test_split_check_names_the_printed_epoch_after_a_nan_epoch() -> None:
+    nan = float("nan")
+    history = {
+        "loss": [nan, 0.30, 0.05, 0.03, 0.02],
+        "accuracy": [nan, 0.90, 0.99, 0.995, 1.0],
+        "val_loss": [nan, 0.60, 0.55, 0.60, 0.70],
+        "val_accuracy": [nan, 0.78, 0.80, 0.80, 0.79],
+    }
+    d = dg.diagnose(dg.parse_log(json.dumps(history), "h.json"))
+    split = [a for a in d.advice if a.startswith("Check the split")]
+    assert split and "training accuracy was 0.99 by epoch 3" in split[0]  # not epoch 2
