@@ -83,6 +83,10 @@ class TrainingLog:
         total_epochs: ``N`` of the last ``Epoch n/N`` line, if the log says.
         notes: What the parser left out or assumed, one sentence each.
         clean_train_loss: Whether ``loss`` is overfit-search's clean ``train_eval_loss``.
+        images: ``{"train": n, "validation": m, "classes": k}`` when the log says how many images
+            the fit read (``flow_from_directory``'s two ``Found n images belonging to k
+            classes.`` lines, or ``image_dataset_from_directory``'s ``Using n files for
+            training.`` / ``validation.``); empty otherwise.
     """
 
     source: str
@@ -92,6 +96,7 @@ class TrainingLog:
     total_epochs: int | None = None
     notes: list[str] = field(default_factory=list)
     clean_train_loss: bool = False
+    images: dict[str, int] = field(default_factory=dict)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]")
@@ -102,6 +107,28 @@ _METRIC = re.compile(
     rf"(?<![\w./-])([A-Za-z_][\w./-]*)\s*:\s*({_NUMBER})(?!\w)(?!\.\d)", re.IGNORECASE
 )
 _NOT_METRICS = frozenset({"eta", "epoch", "step", "steps"})
+_FOUND = re.compile(r"\bFound (\d+) (?:images|files) belonging to (\d+) class(?:es)?\b")
+_USING = re.compile(r"\bUsing (\d+) files for (training|validation)\b")
+
+
+def _image_counts(text: str) -> dict[str, int]:
+    """Training and validation image counts and classes printed by Keras's directory loaders
+    before the first epoch: ``image_dataset_from_directory``'s ``Using n files for training.``
+    and ``... for validation.``, or exactly two of ``flow_from_directory``'s ``Found n images
+    belonging to k classes.`` (training, then validation, with as many classes); empty when the
+    log does not say or is ambiguous (a third generator, several of a kind)."""
+    first = _HEADER.search(text)
+    text = text[: first.start()] if first else text
+    found = [(int(n), int(k)) for n, k in _FOUND.findall(text)]
+    using = _USING.findall(text)
+    subsets = [subset for _, subset in using]
+    if found and sorted(subsets) == ["training", "validation"]:
+        counts = {subset: int(n) for n, subset in using}
+        classes = found[-1][1]
+        return {"train": counts["training"], "validation": counts["validation"], "classes": classes}
+    if not using and len(found) == 2 and found[0][1] == found[1][1] and found[0][0] and found[1][0]:
+        return {"train": found[0][0], "validation": found[1][0], "classes": found[1][1]}
+    return {}
 
 
 def _to_float(text: str) -> float:
@@ -221,7 +248,9 @@ def parse_console(text: str, source: str = "<log>") -> TrainingLog:
     if not epochs:
         _require(source, "Keras console log", names)
     metric_table = {name: [m.get(name, math.nan) for m in kept] for name in names}
-    return _finish(source, "keras-console", epochs, metric_table, total, notes)
+    log = _finish(source, "keras-console", epochs, metric_table, total, notes)
+    log.images = _image_counts(clean)
+    return log
 
 
 def _detect_delimiter(header: str) -> str | None:
@@ -498,6 +527,8 @@ class Diagnosis:
         notes: What the parser and the analysis left out or assumed.
         caveat: What the logged training loss includes.
         thresholds: The thresholds used.
+        images: Training and validation images and classes, when the log says
+            (:attr:`TrainingLog.images`).
     """
 
     source: str
@@ -525,6 +556,7 @@ class Diagnosis:
     notes: list[str]
     caveat: str
     thresholds: dict[str, float]
+    images: dict[str, int] = field(default_factory=dict)
 
     def to_json_dict(self) -> dict[str, Any]:
         """A JSON-safe mapping (non-finite numbers become ``None``)."""
@@ -624,7 +656,7 @@ def _split_suspect(
             return None
         stalled = max(later) - val_acc[i] < 0.03
         if stalled and acc[i] - max(later) >= 0.1:
-            return epochs[i], acc[i], max(later)
+            return epochs[idx[i]], acc[i], max(later)
         return None
     return None
 
@@ -736,6 +768,7 @@ def diagnose(log: TrainingLog, thresholds: Thresholds | None = None) -> Diagnosi
         notes=notes,
         caveat=CAVEAT_CLEAN if log.clean_train_loss else CAVEAT,
         thresholds={k: float(v) for k, v in asdict(th).items()},
+        images=dict(log.images),
     )
 
 
@@ -883,6 +916,12 @@ def render_report(d: Diagnosis) -> str:
         lines.append(f"  learning rate      {d.learning_rate:.3g} at the best epoch")
     if d.diverged_epoch is not None:
         lines.append(f"  diverged           from epoch {d.diverged_epoch} (NaN/inf loss)")
+    if d.images:
+        lines.append(
+            f"  images             {d.images['train']} training, {d.images['validation']} "
+            f"validation ({100 * _validation_fraction(d.images):.0f}%), "
+            f"{d.images['classes']} classes"
+        )
     lines += ["", "Advice:"]
     for number, item in enumerate(d.advice, 1):
         wrapped = textwrap.wrap(item, width=92, subsequent_indent="     ")
@@ -909,6 +948,11 @@ def sweep_name(source: str | Path) -> str:
     return name or "diagnosed"
 
 
+def _validation_fraction(images: dict[str, int]) -> float:
+    """The validation share of the images the log's fit read."""
+    return images["validation"] / (images["train"] + images["validation"])
+
+
 def _sig(value: float) -> float:
     return float(f"{value:.2g}")
 
@@ -932,19 +976,28 @@ def _lr_range(d: Diagnosis) -> dict[str, Any]:
     return {"low": low, "high": max(high, low), "log": True}
 
 
+PLACEHOLDER_DIR = "data/REPLACE_ME"
+DEFAULT_BACKBONE = "mobilenet_v2"
+
+
 def suggest_sweep(
-    d: Diagnosis, name: str, data_dir: str = "data/REPLACE_ME"
+    d: Diagnosis, name: str, data_dir: str = PLACEHOLDER_DIR, backbone: str | None = None
 ) -> tuple[dict[str, Any], list[str]]:
     """A sweep mapping whose ranges are centred on what the diagnosis suggests.
 
     Overfitting or a large gap leans towards more dropout, L2, augmentation and freezing and a
     lower learning rate, with ``max_epochs`` about twice the best epoch; underfitting leans the
     other way, with twice the epochs run; a healthy run gets ranges around the usual defaults.
+    When the log says how many images were read for training and validation, ``data`` keeps
+    that validation share. A ``tfhub:`` backbone is frozen whole (``frozen_fraction: 1.0``):
+    a module can only be frozen all or nothing.
 
     Args:
         d: The diagnosis.
         name: The study name.
-        data_dir: ``data.dir`` to write (the user replaces it).
+        data_dir: ``data.dir`` to write (the placeholder: the user replaces it).
+        backbone: ``model.backbone`` to write; default ``mobilenet_v2``, a guess the user
+            replaces.
 
     Returns:
         The sweep mapping and comment lines explaining it.
@@ -989,10 +1042,15 @@ def suggest_sweep(
         "augmentation": search["augmentation"],
         "frozen_fraction": search["frozen_fraction"],
     }
+    data: dict[str, Any] = {"source": "folder", "dir": data_dir}
+    if d.images:
+        data["validation_fraction"] = min(max(round(_validation_fraction(d.images), 2), 0.01), 0.9)
+    if backbone is not None and backbone.startswith("tfhub:"):
+        search["frozen_fraction"] = 1.0
     doc: dict[str, Any] = {
         "name": name,
-        "data": {"source": "folder", "dir": data_dir},
-        "model": {"backbone": "mobilenet_v2"},
+        "data": data,
+        "model": {"backbone": backbone or DEFAULT_BACKBONE},
         "train": {"max_epochs": min(epochs, 500)},
         "search": search,
         "objective": {"mode": "constrained", "max_gap": 0.10},
@@ -1003,13 +1061,32 @@ def suggest_sweep(
         f"Verdict: {d.verdict} (best epoch {d.best_epoch} of {d.last_epoch}, GL "
         f"{_fmt(d.gl_last, '.1f')}% at the end, gap {_fmt(d.gap_at_best)} at the best epoch).",
         f"Ranges lean towards {why}.",
-        f"Set data.dir (now {data_dir}) and model.backbone, then: overfit-search validate FILE",
     ]
+    if d.images:
+        comments.append(
+            f"data.validation_fraction: the log's {d.images['validation']} validation images of "
+            f"{d.images['train'] + d.images['validation']} ({d.images['classes']} classes)."
+        )
+    todo = []
+    if data_dir == PLACEHOLDER_DIR:
+        todo.append(f"data.dir (now {data_dir}, or pass --data DIR)")
+    if backbone is None:
+        todo.append(f"model.backbone (now {DEFAULT_BACKBONE}, a guess; or pass --backbone SPEC)")
+    if todo:
+        comments.append(f"Set {' and '.join(todo)}, then: overfit-search validate FILE")
+    else:
+        comments.append("Check it with: overfit-search validate FILE")
     return doc, comments
 
 
 def write_sweep(
-    d: Diagnosis, out: str | Path, name: str | None = None, *, force: bool = False
+    d: Diagnosis,
+    out: str | Path,
+    name: str | None = None,
+    *,
+    force: bool = False,
+    data_dir: str | None = None,
+    backbone: str | None = None,
 ) -> Path:
     """Write the suggested sweep to ``out`` after validating it.
 
@@ -1018,17 +1095,21 @@ def write_sweep(
         out: The YAML file to write.
         name: Study name; default from the log's file name.
         force: Replace an existing file.
+        data_dir: ``data.dir`` (written as an absolute path); default a placeholder.
+        backbone: ``model.backbone``; default ``mobilenet_v2``.
 
     Returns:
         The path written.
 
     Raises:
-        ConfigError: ``out`` exists (without ``force``) or cannot be written.
+        ConfigError: ``out`` exists (without ``force``) or cannot be written, or ``backbone``
+            is not one the sweep file accepts.
     """
     path = Path(out)
     if path.exists() and not force:
         raise ConfigError(f"{path}: already exists; pass --force to replace it")
-    doc, comments = suggest_sweep(d, name or sweep_name(d.source))
+    directory = str(Path(data_dir).expanduser().resolve()) if data_dir else PLACEHOLDER_DIR
+    doc, comments = suggest_sweep(d, name or sweep_name(d.source), directory, backbone)
     sweep_from_dict(json.loads(json.dumps(doc)), source=str(path))
     comments[-1] = comments[-1].replace("validate FILE", f"validate {path}")
     header = [part for line in comments for part in textwrap.wrap(line, 96)]
@@ -1082,6 +1163,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="OUT.yaml",
         help="write a sweep file with ranges centred on what the log suggests",
     )
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        help="with --emit-sweep: data.dir, the class-per-folder images (default a placeholder)",
+    )
+    parser.add_argument(
+        "--backbone",
+        metavar="SPEC",
+        help="with --emit-sweep: model.backbone, e.g. mobilenet, file:PATH, tfhub:URL "
+        "(default mobilenet_v2)",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing OUT.yaml")
     parser.add_argument(
         "--gl-threshold",
@@ -1134,11 +1226,20 @@ def run(args: argparse.Namespace) -> int:
         window=args.window,
         min_rise_epochs=args.min_rise,
     )
+    if (args.data or args.backbone) and not args.emit_sweep:
+        raise ConfigError("--data and --backbone fill the sweep of --emit-sweep OUT.yaml; pass it")
     log = read_log(args.log)
     result = diagnose(log, thresholds)
     written = None
     if args.emit_sweep:
-        written = write_sweep(result, args.emit_sweep, sweep_name(args.log), force=args.force)
+        written = write_sweep(
+            result,
+            args.emit_sweep,
+            sweep_name(args.log),
+            force=args.force,
+            data_dir=args.data,
+            backbone=args.backbone,
+        )
     if args.json:
         payload = result.to_json_dict()
         payload["sweep_file"] = str(written) if written else None
@@ -1146,5 +1247,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render_report(result))
         if written:
-            print(f"\nWrote {written}: set data.dir, then `overfit-search validate {written}`.")
+            todo = [
+                setting
+                for setting, given in (("data.dir", args.data), ("model.backbone", args.backbone))
+                if not given
+            ]
+            then = f"set {' and '.join(todo)}, then " if todo else "check it with "
+            print(f"\nWrote {written}: {then}`overfit-search validate {written}`.")
     return 0
