@@ -13,7 +13,8 @@ from typing import Any
 import keras
 
 from overfit_search.config.schema import Sweep
-from overfit_search.models.augment import augmentation
+from overfit_search.errors import ConfigError
+from overfit_search.models.augment import AUGMENTATION_LAYER, augmentation
 from overfit_search.models.backbones import Backbone, build_backbone, freeze_for_trial
 from overfit_search.models.layers import (
     PositionAttention,
@@ -22,8 +23,7 @@ from overfit_search.models.layers import (
     preprocess_layer,
 )
 
-AUGMENTATION_LAYER = "augmentation"
-"""Name of the training-only augmentation Sequential (see :mod:`overfit_search.models.augment`)."""
+__all__ = ["AUGMENTATION_LAYER", "BuiltModel", "build_model", "inference_model", "make_optimizer"]
 
 
 @dataclass
@@ -95,6 +95,11 @@ def build_model(
         if head.attention_heads:
             if legacy:
                 x = PositionAttention(head.attention_heads, name="attention")(x)
+            elif None in tuple(x.shape[1:]):
+                raise ConfigError(
+                    f"model.head.attention_heads: the backbone's feature map {tuple(x.shape)} "
+                    "has no fixed size; the attention head needs one (set data.image_size)"
+                )
             else:
                 x = attention_block(x, head.attention_heads, name="attention")
         pool = (
