@@ -284,13 +284,69 @@ def write_model(model: keras.Model, path: Path, fmt: str) -> None:
     elif fmt == "tflite":
         import tensorflow as tf
 
+        # TFLite's converter cannot take mixed-precision graphs (float16 Mul in Rescaling:
+        # "Could not translate MLIR to FlatBuffer"): it gets the float32 twin.
+        lite = float32_model(model)
         with tempfile.TemporaryDirectory(prefix="overfit-search-tflite-") as tmp:
             saved = Path(tmp) / "saved_model"
-            model.export(str(saved), format="tf_saved_model", verbose=False)
+            lite.export(str(saved), format="tf_saved_model", verbose=False)
             converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
             path.write_bytes(converter.convert())
     else:
         raise ValueError(f"unknown model format {fmt!r}")
+
+
+def _all_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """``layer`` and every layer nested in it (a backbone is a model inside the model)."""
+    found = [layer]
+    for inner in getattr(layer, "layers", []):
+        found += _all_layers(inner)
+    return found
+
+
+_MIXED_TO_FLOAT32 = {"mixed_float16": "float32", "mixed_bfloat16": "float32"}
+
+
+def _to_float32(config: Any) -> Any:
+    """A model config with every mixed dtype policy (and the float16 tensors it made) float32."""
+    if isinstance(config, list):
+        return [_to_float32(item) for item in config]
+    if not isinstance(config, dict):
+        return config
+    out = {key: _to_float32(value) for key, value in config.items()}
+    if out.get("class_name") == "DTypePolicy":
+        name = out.get("config", {}).get("name")
+        out["config"] = {**out["config"], "name": _MIXED_TO_FLOAT32.get(name, name)}
+    elif out.get("class_name") == "__keras_tensor__" and out["config"].get("dtype") in (
+        "float16",
+        "bfloat16",
+    ):
+        out["config"] = {**out["config"], "dtype": "float32"}
+    return out
+
+
+def float32_model(model: keras.Model) -> keras.Model:
+    """``model`` computing in float32: itself, or for a mixed-precision model a float32 twin.
+
+    Mixed precision keeps variables in float32, so the twin (the same config with every mixed
+    policy made float32) takes the weights as they are.
+
+    Args:
+        model: A model :func:`build_model` made, perhaps under a mixed dtype policy.
+
+    Returns:
+        A model of float32 layers with ``model``'s weights.
+    """
+    mixed = any(
+        str(getattr(layer.dtype_policy, "name", "")).startswith("mixed_")
+        for layer in _all_layers(model)
+    )
+    if not mixed:
+        return model
+    config = _to_float32(keras.saving.serialize_keras_object(model))
+    twin: keras.Model = keras.saving.deserialize_keras_object(config)
+    twin.set_weights(model.get_weights())
+    return twin
 
 
 def load(path: Path) -> keras.Model:

@@ -276,3 +276,49 @@ def test_mobilenetv2_fixture_exports_load_without_the_package(tmp_path: Path) ->
         diff = float(np.abs(got[key] - expected).max())
         print(f"MobileNetV2 {key}: max abs diff {diff:.3g}")  # shown with pytest -rP
         assert diff <= (TFLITE_ATOL if fmt == "tflite" else ATOL), (key, diff)
+
+
+# --- mixed precision: the TFLite file is the float32 twin (the converter takes no float16) -----
+
+
+def test_a_mixed_precision_model_exports_to_keras_and_tflite(tmp_path: Path) -> None:
+    import keras
+
+    from overfit_search.config import sweep_from_dict
+    from overfit_search.models.build import build_model, inference_model
+    from overfit_search.training.final import float32_model, write_model
+    from overfit_search.training.precision import dtype_policy
+    from tests.conftest import tiny_sweep
+
+    if keras.config.backend() != "tensorflow":
+        pytest.skip("TFLite needs the TensorFlow backend")
+    sweep = sweep_from_dict(
+        tiny_sweep(
+            data={"source": "digits", "image_size": 16},
+            model={"backbone": "builtin:digits_cnn", "head": {"attention_heads": 2}},
+            train={"mixed_precision": "float16"},
+        )
+    )
+    params = {
+        "dropout": 0.1,
+        "l2": 1e-4,
+        "learning_rate": 1e-3,
+        "augmentation": 0.3,
+        "frozen_fraction": 0.5,
+    }
+    with dtype_policy(sweep.train.mixed_precision):
+        served = inference_model(build_model(sweep, params, num_classes=3, seed=0).model)
+    twin = float32_model(served)
+    assert twin is not served and twin.get_layer("preprocess").compute_dtype == "float32"
+    models = {
+        "keras": ("keras", tmp_path / "mixed.keras"),
+        "tflite": ("tflite", tmp_path / "m.tflite"),
+    }
+    for fmt, path in models.values():
+        write_model(served, path, fmt)
+    x = np.random.default_rng(0).uniform(0, 255, (6, 16, 16, 3)).astype("float32")
+    got = predict_without_package(models, x, tmp_path)
+    np.testing.assert_allclose(got["keras"], served.predict(x, verbose=0), atol=ATOL)
+    np.testing.assert_allclose(got["tflite"], twin.predict(x, verbose=0), atol=TFLITE_ATOL)
+    # float32 against float16 arithmetic: measured 2.8e-4 here
+    np.testing.assert_allclose(got["tflite"], served.predict(x, verbose=0), atol=1e-2)
