@@ -155,16 +155,16 @@ def from_weights(
 ) -> FinalModel:
     """Rebuild a trial's model and load its kept best-epoch weights (no training).
 
+    Weights saved by an older version, whose models held the package's custom ``Preprocess``
+    and ``PositionAttention`` layers, are read into that older graph and copied into the
+    built-in-layer one (:func:`copy_legacy_weights`).
+
     Args:
         sweep: The sweep the trial came from.
         params: Every knob's value.
         data: The study's data and split (for the class count and the check).
         weights: ``trials/<n>/best.weights.h5``.
         seed: The trial's seed.
-
-    Weights saved by an older version, whose models held the package's custom ``Preprocess``
-    and ``PositionAttention`` layers, are read into that older graph and copied into the
-    built-in-layer one (:func:`copy_legacy_weights`).
 
     Returns:
         The model with those weights and its clean metrics.
