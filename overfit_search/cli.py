@@ -164,10 +164,10 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def _print_metrics(what: str, output: Path, m: dict[str, object]) -> None:
-    print(
-        f"{what}: {output} (+ {output.with_suffix('.labels.txt').name}, "
-        f"{output.with_suffix('.metrics.json').name})"
-    )
+    from overfit_search.results.model_files import sidecars
+
+    labels, metrics = sidecars(output)
+    print(f"{what}: {output} (+ {labels.name}, {metrics.name})")
     line = f"  val_loss {_fmt(m['val_loss'])}  gap {_fmt(m['gap'])}"
     line += f"  val_accuracy {_fmt(m['val_accuracy'])}"
     if m.get("trial_val_loss") is not None:
@@ -180,25 +180,27 @@ def _print_metrics(what: str, output: Path, m: dict[str, object]) -> None:
         )
 
 
-def _check_output(path: str, force: bool) -> Path:
-    from overfit_search.errors import ConfigError
+def _check_output(path: str, fmt: str | None, force: bool) -> tuple[Path, str]:
+    """``--output`` and ``--format`` checked before any work: the path and the format."""
+    from overfit_search.results.model_files import TF_ONLY, check_output, model_format
 
     output = Path(path)
-    if output.suffix != ".keras":
-        raise ConfigError(f"--output: {output} must end in .keras")
-    if output.exists() and not force:
-        raise ConfigError(f"--output: {output} exists; pass --force to replace it")
-    return output
+    backend = None
+    if model_format(output, fmt) in TF_ONLY:  # only then is Keras (and its backend) loaded
+        import keras
+
+        backend = keras.config.backend()
+    return output, check_output(output, fmt, force, backend)
 
 
 def _cmd_retrain(args: argparse.Namespace) -> int:
     from overfit_search import reuse
 
-    output = _check_output(args.output, args.force)
+    output, fmt = _check_output(args.output, args.format, args.force)
     source = reuse.resolve(args.source, args.trial, args.by)
     what = "train + validation" if args.full else "the training split"
     print(f"Retraining for {source.epochs} epoch(s) on {what} (seed {source.seed})...")
-    metrics = reuse.retrain(source, output, full=args.full, tolerance=args.tolerance)
+    metrics = reuse.retrain(source, output, full=args.full, tolerance=args.tolerance, fmt=fmt)
     _print_metrics("Saved", output, metrics)
     if args.full:
         print("  (--full: validation images were trained on; the val_loss above is not held out)")
@@ -210,9 +212,9 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from overfit_search import reuse
 
-    output = _check_output(args.output, args.force)
+    output, fmt = _check_output(args.output, args.format, args.force)
     source = reuse.resolve(args.results, args.trial, args.by)
-    metrics = reuse.export(source, output)
+    metrics = reuse.export(source, output, fmt)
     _print_metrics("Exported", output, metrics)
     return 0
 
@@ -242,6 +244,17 @@ def _unsafe_argument(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="load file: backbones with Keras's safe mode off (Lambda layers run code: only "
         "for files you trust)",
+    )
+
+
+def _format_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=("keras", "savedmodel", "tflite"),
+        default=None,
+        help="keras (a .keras file), savedmodel (a directory, for TF Serving) or tflite (a "
+        ".tflite file); default: from --output (.keras, .tflite, else a SavedModel directory). "
+        "Every format loads without overfit-search installed",
     )
 
 
@@ -310,7 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
         "retrain", help="train the winner (or --trial N) for its best epoch count and save it"
     )
     retrain.add_argument("source", help="results directory, or the best.yaml it wrote")
-    retrain.add_argument("--output", required=True, help="model file to write (.keras)")
+    retrain.add_argument(
+        "--output", required=True, help="model to write (.keras, .tflite or a directory)"
+    )
     retrain.add_argument("--trial", type=int, help="retrain this trial instead of the best")
     retrain.add_argument(
         "--full", action="store_true", help="train on train + validation, same epoch count"
@@ -322,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="warn when val_loss differs from the trial's by more than this (default 0.05)",
     )
     retrain.add_argument("--force", action="store_true", help="replace an existing model file")
+    _format_argument(retrain)
     _by_argument(retrain)
     _unsafe_argument(retrain)
     retrain.set_defaults(func=_cmd_retrain)
@@ -330,9 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
         "export", help="save the winner's kept best-epoch weights as a model (no training)"
     )
     export.add_argument("results", help="results directory")
-    export.add_argument("--output", required=True, help="model file to write (.keras)")
+    export.add_argument(
+        "--output", required=True, help="model to write (.keras, .tflite or a directory)"
+    )
     export.add_argument("--trial", type=int, help="export this trial instead of the best")
     export.add_argument("--force", action="store_true", help="replace an existing model file")
+    _format_argument(export)
     _by_argument(export)
     _unsafe_argument(export)
     export.set_defaults(func=_cmd_export)

@@ -134,9 +134,21 @@ def load_split_data(source: Source) -> ImageData:
 
 
 def retrain(
-    source: Source, output: Path, *, full: bool = False, tolerance: float = RETRAIN_TOLERANCE
+    source: Source,
+    output: Path,
+    *,
+    full: bool = False,
+    tolerance: float = RETRAIN_TOLERANCE,
+    fmt: str = "keras",
 ) -> dict[str, Any]:
     """Retrain the configuration and save it; compare with the trial's own val_loss.
+
+    Args:
+        source: What to retrain.
+        output: The model to write (see :mod:`overfit_search.results.model_files`).
+        full: Train on train + validation.
+        tolerance: Relative val_loss difference from the trial still called a match.
+        fmt: ``keras``, ``savedmodel`` or ``tflite``.
 
     Returns:
         The metrics written to the JSON beside the model (``matches_trial`` is None when
@@ -166,7 +178,7 @@ def retrain(
             )
     info["matches_trial"] = matches
     info.update(_test_metrics(model.model, data))
-    final.save(model, output, data.class_names, info)
+    final.save(model, output, data.class_names, info, fmt)
     return {**info, **model.metrics}
 
 
@@ -187,8 +199,13 @@ def _test_metrics(model: Any, data: ImageData) -> dict[str, Any]:
     }
 
 
-def export(source: Source, output: Path) -> dict[str, Any]:
+def export(source: Source, output: Path, fmt: str = "keras") -> dict[str, Any]:
     """Save the trial's kept best-epoch weights as a ready model (no training).
+
+    Args:
+        source: The trial (from a results directory).
+        output: The model to write (see :mod:`overfit_search.results.model_files`).
+        fmt: ``keras``, ``savedmodel`` or ``tflite``.
 
     Raises:
         ConfigError: The trial's weights were not kept (only the top ``keep_best_weights``).
@@ -208,7 +225,7 @@ def export(source: Source, output: Path) -> dict[str, Any]:
     model = final.from_weights(source.sweep, source.params, data, weights, source.seed)
     info: dict[str, Any] = {"made_by": "export", **source.reference, "params": source.params}
     info.update(_test_metrics(model.model, data))
-    final.save(model, output, data.class_names, info)
+    final.save(model, output, data.class_names, info, fmt)
     return {**info, **model.metrics}
 
 

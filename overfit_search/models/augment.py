@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import keras
 
+AUGMENTATION_LAYER = "augmentation"
+"""Name of the Sequential :func:`augmentation` returns (left out of the model that is written)."""
+
 # Factors at strength 1.0; strength s multiplies each.
 MAX_FACTORS = {"rotation": 0.10, "zoom": 0.15, "translation": 0.10, "contrast": 0.30}
 
@@ -33,4 +36,4 @@ def augmentation(strength: float, flip: bool = True, seed: int = 0) -> keras.Seq
         ),
         keras.layers.RandomContrast(f["contrast"], value_range=(0, 255), seed=seed + 4),
     ]
-    return keras.Sequential(layers, name="augmentation")
+    return keras.Sequential(layers, name=AUGMENTATION_LAYER)

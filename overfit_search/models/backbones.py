@@ -25,7 +25,8 @@ class Backbone:
 
     Attributes:
         model: Maps preprocessed images to a feature map (4D) or vector (2D).
-        preprocess: The :class:`~overfit_search.models.layers.Preprocess` mode it expects.
+        preprocess: The preprocessing mode it expects (see
+            :func:`~overfit_search.models.layers.preprocess_layer`).
         input_size: The square input size it needs, or None when any size works.
         layer_freezable: False for modules that can only be frozen all or nothing.
     """

@@ -45,7 +45,12 @@ def test_application_backbones_build_with_their_preprocessing(
     built = build_model(sweep, PARAMS, num_classes=3)
     model = built.model
     assert model.output_shape == (None, 3)
-    assert model.get_layer("preprocess").mode == mode
+    kinds = {"tf": keras.layers.Rescaling, "caffe": keras.layers.Conv2D}
+    names = [layer.name for layer in model.layers]
+    if mode == "none":
+        assert "preprocess" not in names
+    else:
+        assert isinstance(model.get_layer("preprocess"), kinds[mode])
     assert model.get_layer("augmentation") is not None
     probs = model.predict(np.zeros((2, size, size, 3), dtype=np.uint8), verbose=0)
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
@@ -92,7 +97,7 @@ def test_attention_head_and_hidden_units() -> None:
         )
     )
     model = build_model(sweep, {**PARAMS, "augmentation": 0.0}, num_classes=4).model
-    assert model.get_layer("attention").num_heads == 2
+    assert model.get_layer("attention_mha").num_heads == 2
     assert model.get_layer("hidden").units == 8
     assert model.predict(np.zeros((1, 32, 32, 3)), verbose=0).shape == (1, 4)
 
