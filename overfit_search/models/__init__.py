@@ -1,2 +1,2 @@
 """Backbones, head and augmentation. Importing this package does not import Keras;
-its sub-modules (except :mod:`catalog`) do."""
+its sub-modules (except :mod:`catalog` and :mod:`probe`, which import it lazily) do."""
