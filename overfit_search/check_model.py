@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"sweep": str(args.sweep), **result.to_dict()}, indent=2))
         return 0 if result.passed else 2
     how = {
-        "probe": "the lowest validation log loss of the linear probe",
+        "probe": "the linear probe: lowest validation log loss, BatchNorm statistics on a tie",
         "application": "the keras.applications family's own preprocess_input",
         "builtin": "the builtin backbone's own",
         "rescaling": "the model's own Rescaling/Normalization layer at its input (raw pixels)",

@@ -156,7 +156,7 @@ def resolve_setup(
     for line in result.table().splitlines():
         logger.info("  %s", line)
     if result.decided_by == "probe":
-        logger.info("model.preprocess: auto -> %s (lowest validation log loss)", result.chosen)
+        logger.info("model.preprocess: auto -> %s (the probe's choice)", result.chosen)
         sweep = _with_preprocess(sweep, result.chosen)
     logger.info("setup check: %s", result.verdict())
     if not result.passed:
