@@ -6,7 +6,9 @@ backbone's features (pooled to a vector) for a seeded sample of training and val
 under each candidate convention (:data:`~overfit_search.models.catalog.PREPROCESS_CONVENTIONS`),
 fits a linear probe (scikit-learn's LogisticRegression on standardized features) on the
 training sample, scores it on the validation sample (log loss and accuracy) and picks the
-convention with the lowest log loss.
+convention with the lowest log loss; conventions within :data:`SE_TIE` standard errors of it
+count as tied, and a tie goes to the convention whose inputs best match the backbone's first
+BatchNormalization statistics (:func:`choose`).
 
 The same table is the setup check: if even the best convention's validation accuracy is not
 clearly above chance (a one-sided binomial test, :func:`binomial_sf`, at level
@@ -86,7 +88,8 @@ class ProbeResult:
 
     Attributes:
         rows: One per convention tried, in the order tried.
-        chosen: The convention with the lowest validation log loss.
+        chosen: The convention :func:`choose` picked (the lowest validation log loss, ties
+            broken by BatchNormalization statistics).
         decided_by: ``probe`` (several conventions compared), or how the single convention
             tried was known: ``application``, ``builtin``, ``rescaling``, ``sweep``.
         num_classes: Classes.
