@@ -50,6 +50,8 @@ MIN_PER_CLASS = 2
 """Images per class on each side at least, whatever :data:`MAX_SAMPLE` says."""
 BATCH = 32
 """Batch size of the feature extraction."""
+CHUNK = 256
+"""Images scaled to float at a time."""
 SE_TIE = 2.0
 """Conventions whose validation log loss is within this many standard errors (of the paired
 per-image differences) of the lowest count as tied; the backbone's BatchNormalization
@@ -297,26 +299,29 @@ def _first_batchnorm(model: Any) -> Any:
     return None
 
 
-def _feature_model(backbone: Any, image_size: int, convention: str) -> Any:
-    """Input uint8-valued RGB → [resize] → Preprocess(convention) → backbone → pooled vector;
-    a second output, when the backbone has a BatchNormalization layer of its own: that
-    layer's input."""
+def _feature_model(backbone: Any, image_size: int) -> tuple[Any, Any]:
+    """Preprocessed RGB → [resize] → backbone → pooled vector; with a BatchNormalization layer
+    of the backbone's own (the first), two more outputs: the per-image, per-channel means of
+    that layer's input and of its square. Built once: only the input scaling differs between
+    conventions, and it is applied outside (one compilation, not five)."""
     import keras
-
-    from overfit_search.models.layers import Preprocess
+    from keras import ops
 
     inputs = keras.Input((image_size, image_size, 3))
     x = inputs
     if backbone.input_size is not None and backbone.input_size != image_size:
         x = keras.layers.Resizing(backbone.input_size, backbone.input_size)(x)
-    x = Preprocess(convention)(x)
     bn = _first_batchnorm(backbone.model)
-    bn_input = None
+    stats: list[Any] = []
     if bn is not None:
         try:
-            bn_input = keras.Model(backbone.model.inputs, bn.input)(x)
+            bn_in = keras.Model(backbone.model.inputs, bn.input)(x)
+            axes = tuple(range(1, len(bn_in.shape) - 1))
+            flat = ops.mean(bn_in, axis=axes) if axes else bn_in
+            squares = ops.mean(ops.square(bn_in), axis=axes) if axes else ops.square(bn_in)
+            stats = [flat, squares]
         except Exception:  # a graph Keras cannot cut there: no statistics, the probe stands
-            bn_input = None
+            bn, stats = None, []
     feats = backbone.model(x, training=False)
     if isinstance(feats, dict):
         feats = next(iter(feats.values()))
@@ -324,21 +329,46 @@ def _feature_model(backbone: Any, image_size: int, convention: str) -> Any:
         feats = keras.layers.GlobalAveragePooling2D()(feats)
     elif len(feats.shape) > 2:
         feats = keras.layers.Flatten()(feats)
-    outputs = [feats] if bn_input is None else [feats, bn_input]
-    return keras.Model(inputs, outputs), bn
+    return keras.Model(inputs, [feats, *stats]), bn
+
+
+def _predict(model: Any, images: Images, convention: str) -> list[npt.NDArray[np.float64]]:
+    """The feature model's outputs for uint8 images scaled by ``convention`` (in chunks, so a
+    sample at 224 px never exists as float32 whole)."""
+    from overfit_search.models.layers import Preprocess
+
+    scale = Preprocess(convention)
+    parts: list[list[npt.NDArray[np.float64]]] = []
+    for start in range(0, len(images), CHUNK):
+        chunk = np.asarray(scale(images[start : start + CHUNK].astype(np.float32)))
+        out = model.predict(chunk, batch_size=BATCH, verbose=0)
+        outs = out if isinstance(out, list | tuple) else [out]
+        parts.append([np.asarray(o, dtype=np.float64) for o in outs])
+    return [np.concatenate(column) for column in zip(*parts, strict=True)]
 
 
 def bn_mismatch(
-    activations: npt.NDArray[np.float64], moving_mean: Any, moving_var: Any, epsilon: float
+    means: npt.NDArray[np.float64],
+    squares: npt.NDArray[np.float64],
+    moving_mean: Any,
+    moving_var: Any,
+    epsilon: float,
 ) -> float:
     """How far a batch is from what a BatchNormalization layer learnt to expect.
 
     The mean over channels of KL(N(batch mean, batch variance) || N(moving mean, moving
     variance)): 0 when the images arrive at the scale the backbone was trained on, large when
     they are 127 or 255 times too large or small, or shifted.
+
+    Args:
+        means: Per-image, per-channel means of the layer's input, (N, C).
+        squares: The same of its square.
+        moving_mean: The layer's moving mean, (C,).
+        moving_var: Its moving variance, (C,).
+        epsilon: Its epsilon.
     """
-    a = activations.reshape(-1, activations.shape[-1])
-    m, v = a.mean(axis=0), a.var(axis=0) + epsilon
+    m = means.mean(axis=0)
+    v = np.maximum(squares.mean(axis=0) - m**2, 0.0) + epsilon
     mu = np.asarray(moving_mean, dtype=np.float64)
     s2 = np.asarray(moving_var, dtype=np.float64) + epsilon
     kl = 0.5 * (np.log(s2 / v) + (v + (m - mu) ** 2) / s2 - 1.0)
@@ -418,6 +448,8 @@ def probe_backbone(
     Returns:
         The table, the chosen convention (:func:`choose`) and the setup check's verdict.
     """
+    from keras.ops import convert_to_numpy as to_numpy
+
     from overfit_search.models.backbones import build_backbone
 
     start = time.perf_counter()
@@ -427,23 +459,19 @@ def probe_backbone(
         guess = backbone.preprocess_from == "guess"
         conventions = PREPROCESS_CONVENTIONS if guess else (backbone.preprocess,)
     decided_by = "probe" if len(conventions) > 1 else backbone.preprocess_from
-    images = np.concatenate([x_tr, x_va]).astype(np.float32)
+    images = np.concatenate([x_tr, x_va])
     counts = np.bincount(y_va, minlength=num_classes)
     chance = max(1.0 / num_classes, float(counts.max()) / max(1, len(y_va)))
     rows: list[ProbeRow] = []
     losses: dict[str, npt.NDArray[np.float64]] = {}
+    model, bn = _feature_model(backbone, image_size)
     for convention in conventions:
-        model, bn = _feature_model(backbone, image_size, convention)
-        out = model.predict(images, batch_size=BATCH, verbose=0)
-        outs = out if isinstance(out, list | tuple) else [out]
-        feats = np.asarray(outs[0], dtype=np.float64).reshape(len(images), -1)
+        outs = _predict(model, images, convention)
+        feats = outs[0].reshape(len(images), -1)
         mismatch = None
-        if len(outs) > 1 and bn is not None:
-            acts = np.asarray(outs[1], dtype=np.float64)
-            if np.isfinite(acts).all():
-                mismatch = bn_mismatch(
-                    acts, bn.moving_mean.numpy(), bn.moving_variance.numpy(), bn.epsilon
-                )
+        if len(outs) == 3 and bn is not None and np.isfinite(outs[1]).all():
+            moving = (to_numpy(bn.moving_mean), to_numpy(bn.moving_variance))
+            mismatch = bn_mismatch(outs[1], outs[2], *moving, bn.epsilon)
         f_tr, f_va = feats[: len(x_tr)], feats[len(x_tr) :]
         if not np.isfinite(feats).all():
             rows.append(ProbeRow(convention, math.inf, 0.0, 1.0, None, "non-finite features"))
