@@ -151,10 +151,16 @@ class ProbeResult:
                 f"{self.threshold:.2g} (validation accuracy: {self.tried()}); not blocking"
             )
         if self.ok:
+            chosen = self.best
+            also = (
+                ""
+                if chosen is best
+                else f"; the chosen {chosen.convention}: {chosen.val_accuracy:.2f}"
+            )
             return (
                 f"ok: a linear probe on the frozen backbone's features reaches validation "
                 f"accuracy {best.val_accuracy:.2f} with preprocess {best.convention} (chance "
-                f"{self.chance:.2f}, p={best.p_value:.2g} < {self.threshold:.2g})"
+                f"{self.chance:.2f}, p={best.p_value:.2g} < {self.threshold:.2g}{also})"
             )
         return (
             f"the backbone's features do not separate the classes: a linear probe on "
