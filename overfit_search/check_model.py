@@ -20,7 +20,11 @@ The probe: a seeded sample of training and validation images (up to 40 per class
 a side) goes through the frozen backbone, its features are pooled to a vector, standardized,
 and a logistic regression fitted on the training sample is scored on the validation sample
 (log loss, accuracy). The convention with the lowest log loss is the one `preprocess: auto`
-chooses. The verdict is a one-sided binomial test of the best validation accuracy against
+chooses; conventions within 2 standard errors of it are tied, and a tie goes to the one whose
+inputs best match the backbone's first BatchNormalization statistics (column bn_mismatch).
+A keras.applications name, a builtin:, a model starting with its own Rescaling or
+Normalization layer, or an explicit model.preprocess is checked under its one convention.
+The verdict is a one-sided binomial test of the best validation accuracy against
 chance (the largest class's share of the validation sample, at least 1/classes), at
 p < {ALPHA:g} divided by the number of conventions tried; with too few validation images for
 that to be possible at all it is inconclusive, and does not fail.
