@@ -50,6 +50,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         resume=args.resume,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        force=args.force,
     )
     console = Console()
     console.print(f"\nResults: [bold]{result.output}[/bold]")
@@ -290,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="delete the study in the output first"
     )
     run.add_argument("--no-progress", action="store_true", help="no live table")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="start even when the setup check finds the backbone's features at chance",
+    )
     _unsafe_argument(run)
     run.set_defaults(func=_cmd_run)
 
@@ -365,10 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
     _unsafe_argument(confirm)
     confirm.set_defaults(func=_cmd_confirm)
 
-    from overfit_search import check_data, diagnose
+    from overfit_search import check_data, check_model, diagnose
 
     diagnose.add_parser(sub)
     check_data.add_parser(sub)
+    check_model.add_parser(sub)
     return parser
 
 

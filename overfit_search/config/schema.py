@@ -67,7 +67,14 @@ class ModelConfig(_Section):
 
     backbone: str = "mobilenet_v2"
     weights: str = "imagenet"
-    preprocess: Literal["auto", "unit", "none"] = "auto"
+    preprocess: Literal["auto", "tf", "torch", "caffe", "unit", "none"] = "auto"
+    """How uint8 pixels in [0, 255] are scaled before the backbone: ``tf`` ([-1, 1]),
+    ``torch`` (ImageNet mean/std), ``caffe`` (BGR, ImageNet mean subtracted), ``unit``
+    ([0, 1]), ``none`` (raw 0-255: the model rescales itself), or ``auto``: a
+    ``keras.applications`` name or a ``builtin:`` uses its own; a ``file:``/``tfhub:`` model
+    whose input path starts with a Rescaling or Normalization layer gets ``none``; any other is
+    probed before the first trial (``overfit_search.models.probe``) and the choice is written
+    into the results' sweep.yaml."""
     batchnorm: Literal["frozen", "train"] = "frozen"
     """``frozen``: every BatchNormalization layer of the backbone stays non-trainable, so it
     runs in inference mode with its pretrained statistics, also in the unfrozen layers (the

@@ -29,12 +29,18 @@ class Backbone:
             :func:`~overfit_search.models.layers.preprocess_layer`).
         input_size: The square input size it needs, or None when any size works.
         layer_freezable: False for modules that can only be frozen all or nothing.
+        preprocess_from: How ``preprocess`` was decided: ``application`` (its family's
+            ``preprocess_input``), ``builtin``, ``rescaling`` (the model's input path starts
+            with its own Rescaling/Normalization layer: raw pixels), ``sweep``
+            (``model.preprocess`` named it) or ``guess`` (a ``file:``/``tfhub:`` default that
+            only the probe of :mod:`overfit_search.models.probe` can confirm).
     """
 
     model: keras.Model | keras.layers.Layer
     preprocess: str
     input_size: int | None = None
     layer_freezable: bool = True
+    preprocess_from: str = "guess"
 
 
 def _application(cfg: ModelConfig, image_size: int) -> Backbone:
@@ -57,7 +63,7 @@ def _application(cfg: ModelConfig, image_size: int) -> Backbone:
                 f"offline ({str(exc).splitlines()[0]})"
             ) from exc
         raise ConfigError(f"model.backbone: {cfg.backbone}: {exc}") from exc
-    return Backbone(model, spec.preprocess)
+    return Backbone(model, spec.preprocess, preprocess_from="application")
 
 
 UNSAFE_LOAD_ENV = "OVERFIT_SEARCH_UNSAFE_LOAD"
@@ -89,7 +95,38 @@ def _file(cfg: ModelConfig, image_size: int) -> Backbone:
             ) from None
     shape = model.input_shape
     size = shape[1] if isinstance(shape, tuple) and len(shape) == 4 else None
+    if rescales_inputs(model):
+        return Backbone(model, "none", input_size=size, preprocess_from="rescaling")
     return Backbone(model, "tf", input_size=size)
+
+
+_PASS_THROUGH = (keras.layers.Resizing, keras.layers.CenterCrop)
+
+
+def rescales_inputs(model: keras.Model | keras.layers.Layer) -> bool:
+    """Whether ``model``'s input path starts with its own Rescaling or Normalization layer.
+
+    Such a model expects raw pixels in [0, 255] (preprocess ``none``). The first layers other
+    than InputLayers are looked at, in order, through nested models; resizing, cropping and
+    ``Random*`` augmentation layers before it are passed over.
+
+    Args:
+        model: A loaded model (a layer without sub-layers, e.g. a TF-Hub module, says False).
+
+    Returns:
+        True when the first layer that transforms values is a Rescaling or Normalization.
+    """
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.layers.Rescaling | keras.layers.Normalization):
+            return True
+        if isinstance(layer, _PASS_THROUGH) or type(layer).__name__.startswith("Random"):
+            continue
+        if isinstance(layer, keras.Model):
+            return rescales_inputs(layer)
+        return False
+    return False
 
 
 HUB_TIMEOUT_S = 60.0
@@ -204,7 +241,8 @@ def _tfhub(cfg: ModelConfig, image_size: int) -> Backbone:
 def _builtin(cfg: ModelConfig, image_size: int) -> Backbone:
     from overfit_search.models.builtin import load_builtin
 
-    return Backbone(load_builtin(cfg.backbone[len("builtin:") :], image_size), "unit")
+    model = load_builtin(cfg.backbone[len("builtin:") :], image_size)
+    return Backbone(model, "unit", preprocess_from="builtin")
 
 
 BACKBONES: dict[str, Callable[[ModelConfig, int], Backbone]] = {
@@ -218,12 +256,18 @@ BACKBONES: dict[str, Callable[[ModelConfig, int], Backbone]] = {
 def build_backbone(cfg: ModelConfig, image_size: int) -> Backbone:
     """Build the backbone the sweep names (see :data:`BACKBONES`).
 
+    With ``model.preprocess: auto`` its convention is the one :class:`Backbone` says
+    (``preprocess_from``); ``run`` resolves a ``guess`` with the probe before the first trial
+    and writes the choice into the results' sweep.yaml, so trials, retrain and export never see
+    ``auto`` for a ``file:`` or ``tfhub:`` backbone.
+
     Built under the global dtype policy; a loaded one (``file:``, ``builtin:``) keeps the
     policy it was saved with, so under a mixed policy it is cloned into that policy.
     """
     backbone = BACKBONES[cfg.scheme](cfg, image_size)
     if cfg.preprocess != "auto":
         backbone.preprocess = cfg.preprocess
+        backbone.preprocess_from = "sweep"
     if isinstance(backbone.model, keras.Model):
         backbone.model = in_global_policy(backbone.model)
     return backbone

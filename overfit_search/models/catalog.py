@@ -45,3 +45,7 @@ BUILTINS: tuple[str, ...] = ("digits_cnn",)
 """Small backbones the project pretrains itself, offline (``builtin:NAME``)."""
 
 SCHEMES: tuple[str, ...] = ("file:", "tfhub:", "builtin:")
+
+PREPROCESS_CONVENTIONS: tuple[str, ...] = ("none", "unit", "tf", "caffe", "torch")
+"""Input conventions a ``file:``/``tfhub:`` backbone is probed under (``model.preprocess``
+names them; ``none`` is raw 0-255), in the order the probe tries them."""

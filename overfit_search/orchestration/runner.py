@@ -285,6 +285,7 @@ def run_sweep(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    force: bool = False,
 ) -> SweepResult:
     """Run (or resume) a sweep and write its results.
 
@@ -296,9 +297,12 @@ def run_sweep(
         resume: Continue the study already in the output directory.
         overwrite: Delete the study already in the output directory first.
         progress: Draw the live table.
+        force: Start even when the setup check finds the backbone's features at chance
+            (:mod:`overfit_search.orchestration.setup_check`).
 
     Raises:
-        ConfigError: Bad sweep, or an existing study without ``resume``/``overwrite``.
+        ConfigError: Bad sweep, an existing study without ``resume``/``overwrite``, or a
+            backbone whose features do not separate the classes (without ``force``).
         DataError: The images are missing or unusable.
         FatalError: Every trial of this run failed.
     """
@@ -321,7 +325,7 @@ def run_sweep(
 
     out = output_dir(sweep, output)
     with _output_lock(out):
-        return _run_locked(sweep, out, resume, overwrite, progress)
+        return _run_locked(sweep, out, resume, overwrite, progress, force)
 
 
 @contextlib.contextmanager
@@ -365,7 +369,7 @@ def _prepare_backbone(sweep: Sweep) -> Sweep:
 
 
 def _run_locked(
-    sweep: Sweep, out: Path, resume: bool, overwrite: bool, progress: bool
+    sweep: Sweep, out: Path, resume: bool, overwrite: bool, progress: bool, force: bool = False
 ) -> SweepResult:
     trial_sweep = _prepare_backbone(sweep)  # a bad handle leaves no study behind
     url = _prepare_output(sweep, out, resume, overwrite)
@@ -380,6 +384,18 @@ def _run_locked(
         logger.warning("%s", warning)
     _check_data(data, out)
     data.split.to_csv(out / "split.csv", index=False)
+    from overfit_search.orchestration.setup_check import STUDY_ATTR, resolve_setup, study_attr
+
+    # The probe builds the backbone, so it sees the resolved tfhub: directory; what it decides
+    # goes into both the sweep the trials run and the sweep the results keep.
+    trial_sweep, setup, ray_started = resolve_setup(
+        trial_sweep, data.without_test(), out, resume=resume, force=force
+    )
+    sweep = sweep.model_copy(
+        update={
+            "model": sweep.model.model_copy(update={"preprocess": trial_sweep.model.preprocess})
+        }
+    )
     _write_sweep_yaml(sweep, out)
     if data.skipped:
         logger.warning(
@@ -413,6 +429,8 @@ def _run_locked(
         requeued = _requeue_interrupted(study, to_run)
         if requeued:
             logger.info("re-running %d interrupted configuration(s) first", requeued)
+    if setup is not None:
+        study.set_user_attr(STUDY_ATTR, study_attr(setup))
     if not finished_before:
         study.set_user_attr("objective", sweep.objective.model_dump())
         study.set_user_attr("max_epochs", sweep.train.max_epochs)
@@ -441,7 +459,7 @@ def _run_locked(
     tracker = SweepProgress(sweep.name, to_run, already=done_before, enabled=progress)
     trial_data = data.without_test()  # the test split stays out of every trial
     interrupted, broken = _run_tune(
-        trial_sweep, study, space, fixed, judge, trial_data, out, to_run, tracker
+        trial_sweep, study, space, fixed, judge, trial_data, out, to_run, tracker, ray_started
     )
 
     _fail_unfinished(study, tracker.numbers if sweep.study.storage else None, "interrupted")
@@ -536,14 +554,22 @@ def _run_tune(
     out: Path,
     to_run: int,
     tracker: SweepProgress,
+    ray_started: bool = False,
 ) -> tuple[str | None, str | None]:
     """Run ``to_run`` trials through Ray Tune.
+
+    ``ray_started``: Ray was started for this sweep already (by the setup check); it is shut
+    down at the end here as if this call had started it.
 
     Returns:
         The signal that interrupted it (``SIGINT``/``SIGTERM``) or None, and the broken-setup
         error or None.
     """
     if to_run == 0:
+        if ray_started:
+            import ray
+
+            ray.shutdown()
         return None, None
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -559,7 +585,7 @@ def _run_tune(
     searcher = OverfitOptunaSearch(
         study, space, fixed, judge, sweep, progress=tracker, trials_dir=out / "trials"
     )
-    started_ray = _ray_init(sweep)
+    started_ray = _ray_init(sweep) or ray_started
     res = sweep.resources
     max_concurrent = res.max_concurrent
     if max_concurrent is None:

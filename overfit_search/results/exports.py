@@ -336,6 +336,7 @@ def clear_results(out: Path) -> None:
         "sweep.yaml",
         "report.html",
         "check_data.json",
+        "check_model.json",
         "skipped.csv",
         "confirm.csv",
         "confirm_runs.csv",
