@@ -63,16 +63,25 @@ def run(args: argparse.Namespace) -> int:
     """
     from overfit_search.config import load_sweep
     from overfit_search.data import load_data
+    from overfit_search.models.flips import FlipVerdict
     from overfit_search.models.probe import flip_note, probe_backbone, probe_sample
     from overfit_search.paths import data_cache
 
     sweep = load_sweep(args.sweep)
     data = load_data(sweep.data, cache_dir=data_cache()).without_test()
     sample = probe_sample(data, sweep.study.seed)
-    result = probe_backbone(sweep.model, sweep.data.image_size, sample, data.num_classes)
+    result = probe_backbone(
+        sweep.model,
+        sweep.data.image_size,
+        sample,
+        data.num_classes,
+        mirror=sweep.train.augment_flip == "auto",
+    )
     note = flip_note(sweep)
     if note:
         result.notes.append(note)
+    if result.flip is not None:
+        result.notes.append(FlipVerdict(**result.flip).sentence())
     if args.json:
         print(json.dumps({"sweep": str(args.sweep), **result.to_dict()}, indent=2))
         return 0 if result.passed else 2

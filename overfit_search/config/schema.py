@@ -160,7 +160,9 @@ class TrainConfig(_Section):
     mixed_precision: bool | Literal["float16", "bfloat16"] = False
     trial_timeout: Annotated[float, Field(gt=0)] | None = None
     keep_best_weights: Annotated[int, Field(ge=0)] = 3
-    augment_flip: bool = True  # horizontal flips (off for digits, text, signs with handedness)
+    # Horizontal flips: auto asks the data before the first trial (models/flips.py): off when a
+    # linear probe reads mirror images clearly worse (digits, text, handed signs), else on.
+    augment_flip: bool | Literal["auto"] = "auto"
     # weights/shuffle/dropout seed; None: one per trial derived from study.seed (best.yaml sets
     # the winning trial's, so a retrain repeats it)
     seed: int | None = None

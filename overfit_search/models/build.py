@@ -76,7 +76,8 @@ def build_model(
 
     inputs = keras.Input((size, size, 3), name="image")
     x = inputs
-    aug = augmentation(float(params["augmentation"]), flip=sweep.train.augment_flip, seed=seed)
+    flip = sweep.train.augment_flip is not False  # "auto" unresolved (no run): flips on
+    aug = augmentation(float(params["augmentation"]), flip=flip, seed=seed)
     if aug is not None:
         x = aug(x)
     if backbone.input_size is not None and backbone.input_size != size:

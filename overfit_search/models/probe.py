@@ -102,6 +102,8 @@ class ProbeResult:
         threshold: The p-value the best accuracy must be under (``ALPHA / len(rows)``).
         seconds: Wall seconds the probe took (model load, features, probes).
         notes: Other findings (e.g. horizontal flips on), one line each.
+        flip: The flip check's :class:`~overfit_search.models.flips.FlipVerdict` as a dict
+            (``train.augment_flip: auto``), or None when it was not asked for.
     """
 
     rows: list[ProbeRow]
@@ -114,6 +116,7 @@ class ProbeResult:
     threshold: float
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    flip: dict[str, Any] | None = None
 
     @property
     def best(self) -> ProbeRow:
@@ -220,6 +223,7 @@ class ProbeResult:
             threshold=float(doc["threshold"]),
             seconds=float(doc.get("seconds", 0.0)),
             notes=list(doc.get("notes", [])),
+            flip=doc.get("flip"),
         )
 
 
@@ -285,11 +289,12 @@ def probe_sample(data: ImageData, seed: int) -> tuple[Images, Labels, Images, La
 
 def flip_note(sweep: Sweep) -> str | None:
     """The note about class-dependent augmentation when horizontal flips are on, else None."""
-    if not sweep.train.augment_flip:
+    if sweep.train.augment_flip is not True:  # off, or auto: the probe's flip check decides
         return None
     return (
-        "train.augment_flip is on (the default): horizontal flips change the class of digits, "
-        "text, hand signs and other handed images; set train.augment_flip: false for such data"
+        "train.augment_flip is true: horizontal flips change the class of digits, text, hand "
+        "signs and other handed images; set train.augment_flip: auto (the default) to have "
+        "the data checked, or false for such data"
     )
 
 
@@ -438,6 +443,7 @@ def probe_backbone(
     sample: tuple[Images, Labels, Images, Labels],
     num_classes: int,
     conventions: tuple[str, ...] | None = None,
+    mirror: bool = False,
 ) -> ProbeResult:
     """Build the frozen backbone and run the linear probe under each candidate convention.
 
@@ -450,6 +456,9 @@ def probe_backbone(
             :data:`~overfit_search.models.catalog.PREPROCESS_CONVENTIONS` when the backbone's
             convention is a guess (``file:``/``tfhub:`` with ``preprocess: auto`` and no
             Rescaling layer of its own), else only the known one.
+        mirror: Also run the flip check (``train.augment_flip: auto``): under the chosen
+            convention, do the validation images' mirror images keep their class
+            (:func:`~overfit_search.models.flips.flip_verdict`)?
 
     Returns:
         The table, the chosen convention (:func:`choose`) and the setup check's verdict.
@@ -470,6 +479,7 @@ def probe_backbone(
     chance = max(1.0 / num_classes, float(counts.max()) / max(1, len(y_va)))
     rows: list[ProbeRow] = []
     losses: dict[str, npt.NDArray[np.float64]] = {}
+    features: dict[str, npt.NDArray[np.float64]] = {}
     model, bn = _feature_model(backbone, image_size)
     for convention in conventions:
         outs = _predict(model, images, convention)
@@ -482,6 +492,7 @@ def probe_backbone(
         if not np.isfinite(feats).all():
             rows.append(ProbeRow(convention, math.inf, 0.0, 1.0, None, "non-finite features"))
             continue
+        features[convention] = feats
         proba = linear_probe(f_tr, y_tr, f_va, y_va, num_classes)
         per_image = -np.log(proba[np.arange(len(y_va)), y_va])
         losses[convention] = per_image
@@ -489,9 +500,20 @@ def probe_backbone(
         hits = round(accuracy * len(y_va))
         p_value = binomial_sf(hits, len(y_va), chance)
         rows.append(ProbeRow(convention, float(per_image.mean()), accuracy, p_value, mismatch))
+    chosen = choose(rows, losses)
+    flip = None
+    if mirror and chosen in features:
+        from overfit_search.models.flips import flip_verdict, probe_hits
+
+        feats = features[chosen]
+        mirrored = _predict(model, np.ascontiguousarray(x_va[:, :, ::-1]), chosen)[0]
+        plain_hits, mirrored_hits = probe_hits(
+            feats[: len(x_tr)], y_tr, feats[len(x_tr) :], mirrored.reshape(len(x_va), -1), y_va
+        )
+        flip = asdict(flip_verdict(plain_hits, mirrored_hits))
     return ProbeResult(
         rows,
-        choose(rows, losses),
+        chosen,
         decided_by,
         num_classes,
         len(y_tr),
@@ -499,4 +521,5 @@ def probe_backbone(
         chance,
         ALPHA / len(rows),
         seconds=time.perf_counter() - start,
+        flip=flip,
     )

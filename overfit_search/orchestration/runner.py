@@ -393,7 +393,8 @@ def _run_locked(
     )
     sweep = sweep.model_copy(
         update={
-            "model": sweep.model.model_copy(update={"preprocess": trial_sweep.model.preprocess})
+            "model": sweep.model.model_copy(update={"preprocess": trial_sweep.model.preprocess}),
+            "train": trial_sweep.train,
         }
     )
     _write_sweep_yaml(sweep, out)

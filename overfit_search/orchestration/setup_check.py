@@ -24,6 +24,7 @@ import yaml
 from overfit_search.config import Sweep
 from overfit_search.data.dataset import ImageData
 from overfit_search.errors import ConfigError
+from overfit_search.models.flips import FlipVerdict
 from overfit_search.models.probe import ProbeResult, flip_note, probe_sample
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ def _probe_task(
     image_size: int,
     sample: tuple[Any, Any, Any, Any],
     num_classes: int,
+    mirror: bool = False,
 ) -> dict[str, Any]:
     """The Ray task: build the backbone in a worker and probe it (Keras loads here only)."""
     from overfit_search.config.schema import ModelConfig
@@ -49,20 +51,47 @@ def _probe_task(
 
     try:
         cfg = ModelConfig.model_validate(model_json)
-        result = probe_backbone(cfg, image_size, sample, num_classes)
+        result = probe_backbone(cfg, image_size, sample, num_classes, mirror=mirror)
     except ConfigError as exc:  # a missing file, an unknown layer: the user's input
         return {"config_error": str(exc)}
     return {"result": result.to_dict()}
 
 
-def stored_preprocess(out: Path) -> str | None:
-    """``model.preprocess`` of the sweep.yaml an earlier run of this study wrote, or None."""
+def _stored(out: Path, section: str, key: str) -> Any:
+    """``section.key`` of the sweep.yaml an earlier run of this study wrote, or None."""
     try:
         doc = yaml.safe_load((out / "sweep.yaml").read_text())
-        value = doc["model"]["preprocess"]
+        return doc[section][key]
     except (OSError, KeyError, TypeError, yaml.YAMLError):
         return None
+
+
+def stored_preprocess(out: Path) -> str | None:
+    """``model.preprocess`` of the sweep.yaml an earlier run of this study wrote, or None."""
+    value = _stored(out, "model", "preprocess")
     return str(value) if value else None
+
+
+def _with_flip(sweep: Sweep, flip: bool) -> Sweep:
+    train = sweep.train.model_copy(update={"augment_flip": flip})
+    return sweep.model_copy(update={"train": train})
+
+
+def _resolve_flip(sweep: Sweep, result: ProbeResult | None, out: Path, resume: bool) -> Sweep:
+    """``train.augment_flip: auto`` made true or false: as an earlier run of the study chose
+    (``--resume``), else by the probe's flip check, else (no probe) flips on, as before auto."""
+    if sweep.train.augment_flip != "auto":
+        return sweep
+    stored = _stored(out, "train", "augment_flip") if resume else None
+    if isinstance(stored, bool):
+        logger.info("train.augment_flip: %s, as chosen when this study started", stored)
+        return _with_flip(sweep, stored)
+    if result is not None and result.flip is not None:
+        verdict = FlipVerdict(**result.flip)
+        logger.info("%s", verdict.sentence())
+        return _with_flip(sweep, verdict.flip)
+    logger.warning("train.augment_flip: auto -> true (the flip check could not run)")
+    return _with_flip(sweep, True)
 
 
 def _with_preprocess(sweep: Sweep, preprocess: str) -> Sweep:
@@ -84,7 +113,11 @@ def _run_probe(sweep: Sweep, data: ImageData) -> tuple[dict[str, Any] | None, bo
     )(_probe_task)
     sample = probe_sample(data, sweep.study.seed)
     ref = task.remote(
-        sweep.model.model_dump(mode="json"), sweep.data.image_size, sample, data.num_classes
+        sweep.model.model_dump(mode="json"),
+        sweep.data.image_size,
+        sample,
+        data.num_classes,
+        sweep.train.augment_flip == "auto",
     )
     limit = sweep.train.trial_timeout
     timeout = None if limit is None else max(MIN_TIMEOUT_S, 2 * limit)
@@ -130,11 +163,11 @@ def resolve_setup(
         if sweep.model.preprocess == "auto" and stored != "auto":
             logger.info("model.preprocess: %s, as chosen when this study started", stored)
             sweep = _with_preprocess(sweep, stored)
-        return sweep, None, False
+        return _resolve_flip(sweep, None, out, resume), None, False
     start = time.perf_counter()
     answer, started = _run_probe(sweep, data)
     if answer is None:
-        return sweep, None, started
+        return _resolve_flip(sweep, None, out, resume), None, started
     if "config_error" in answer:
         _shutdown(started)
         raise ConfigError(answer["config_error"])
@@ -164,7 +197,7 @@ def resolve_setup(
             _shutdown(started)
             raise ConfigError(f"setup check: {result.verdict()}")
         logger.warning("setup check failed; going on (--force)")
-    return sweep, result, started
+    return _resolve_flip(sweep, result, out, resume), result, started
 
 
 def study_attr(result: ProbeResult) -> dict[str, Any]:

@@ -88,7 +88,17 @@ def test_check_model_prints_the_table_and_exits_2_at_chance(
     text = capsys.readouterr().out
     print(text)
     assert "preprocess: tf (by the linear probe" in text
-    assert "note: train.augment_flip is on" in text
+    assert "note: train.augment_flip is true" in text
+
+    capsys.readouterr()  # the table printed above
+    # auto (the default) asks the data: a mirrored digit is read as another digit.
+    sweep = _sweep(tmp_path, backbones["tf"], train={"augment_flip": "auto"})
+    assert main(["check-model", str(sweep), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["flip"]["flip"] is False, doc["flip"]
+    assert doc["flip"]["accuracy"] - doc["flip"]["mirrored_accuracy"] > 0.05
+    assert main(["check-model", str(sweep)]) == 0
+    assert "note: train.augment_flip auto → false" in capsys.readouterr().out
 
 
 def test_a_sweep_on_a_tf_model_probes_learns_and_resumes_with_the_same_choice(
@@ -101,7 +111,7 @@ def test_a_sweep_on_a_tf_model_probes_learns_and_resumes_with_the_same_choice(
         tmp_path,
         backbones["tf"],
         study={"trials": 1, "n_startup_trials": 1},
-        train={"max_epochs": 15},
+        train={"max_epochs": 15, "augment_flip": "auto"},
         search={"learning_rate": {"low": 1e-2, "high": 5e-2, "log": True},
                 "frozen_fraction": 1.0},
     )  # fmt: skip
@@ -111,6 +121,9 @@ def test_a_sweep_on_a_tf_model_probes_learns_and_resumes_with_the_same_choice(
     resolved = yaml.safe_load((out / "sweep.yaml").read_text())
     assert resolved["model"]["preprocess"] == "tf"
     assert yaml.safe_load((out / "best.yaml").read_text())["model"]["preprocess"] == "tf"
+    assert "train.augment_flip auto → false" in caplog.text
+    assert resolved["train"]["augment_flip"] is False  # digits: mirroring changes the class
+    assert yaml.safe_load((out / "best.yaml").read_text())["train"]["augment_flip"] is False
     study = optuna.load_study(study_name="probe", storage=f"sqlite:///{out / 'study.db'}")
     attr = study.user_attrs["setup_check"]
     assert attr["preprocess"] == "tf" and attr["passed"] is True
@@ -130,6 +143,7 @@ def test_a_sweep_on_a_tf_model_probes_learns_and_resumes_with_the_same_choice(
                "--trials", "2"])  # fmt: skip
     assert rc == 0
     assert "model.preprocess: tf, as chosen when this study started" in caplog.text
+    assert "train.augment_flip: False, as chosen when this study started" in caplog.text
     assert "setup check: linear probe" not in caplog.text  # not probed again
     assert (out / "check_model.json").stat().st_mtime_ns == stamp
     assert yaml.safe_load((out / "sweep.yaml").read_text())["model"]["preprocess"] == "tf"
