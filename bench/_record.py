@@ -208,6 +208,36 @@ def rebuild_mobilenet(size: int, fixture: Path = MOBILENET_FIXTURE) -> Path:
     return out
 
 
+OVERFIT_SETUPS: dict[str, dict[str, Any]] = {
+    # The overfitting regime of issue 18: the pretrained digits_cnn (digits 0-4), part of it
+    # unfrozen, a few training images per class, a validation set several times larger, and
+    # learning rates high enough that validation loss turns and climbs within max_epochs.
+    "digits-small": {
+        "data.digits_classes": [5, 6, 7, 8, 9],
+        "data.train_per_class": 30,
+        "data.validation_fraction": 0.5,
+        "data.seed": 3,
+        "train.batch_size": 2,
+        "train.max_epochs": 14,
+        "search.learning_rate": {"low": 5.0e-4, "high": 7.0e-3, "log": True},
+        "search.frozen_fraction": {"low": 0.0, "high": 0.6},
+        "search.augmentation": {"low": 0.0, "high": 0.3},
+    },
+    "digits10": {
+        "data.digits_classes": list(range(10)),
+        "data.train_per_class": 20,
+        "data.validation_fraction": 0.6,
+        "data.seed": 5,
+        "train.batch_size": 2,
+        "train.max_epochs": 12,
+        "search.learning_rate": {"low": 5.0e-4, "high": 7.0e-3, "log": True},
+        "search.frozen_fraction": {"low": 0.0, "high": 0.6},
+        "search.augmentation": {"low": 0.0, "high": 0.3},
+    },
+}
+"""Overfitting-regime setups (``--setup NAME``): overrides of ``sweeps/demo.yaml``."""
+
+
 def record_setup(setup: str, out: Path, configs: int | None, epochs: int | None, seed: int) -> Path:
     """Record one of the benchmark's setups.
 
@@ -231,6 +261,13 @@ def record_setup(setup: str, out: Path, configs: int | None, epochs: int | None,
         The curve file written.
     """
     demo = Path(__file__).resolve().parent.parent / "sweeps" / "demo.yaml"
+    if setup in OVERFIT_SETUPS:
+        if out.name == "digits.csv":
+            out = out.with_name(f"{setup}.csv")
+        overrides = dict(OVERFIT_SETUPS[setup])
+        if epochs is not None:
+            overrides["train.max_epochs"] = epochs
+        return record(demo, out, configs or 60, seed, overrides)
     if setup == "digits":
         overrides = {} if epochs is None else {"train.max_epochs": epochs}
         return record(demo, out, configs or 40, seed, overrides)
