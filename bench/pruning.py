@@ -1,23 +1,26 @@
-"""Pruning benchmark: what overfit-aware stopping saves and costs, against the usual stoppers.
+"""Pruning benchmark: what each stopping policy spends and finds, on recorded learning curves.
 
-For the same search (the same configurations, in the same sampled order), replays real learning
-curves recorded once without any stopping through each stopping policy and reports the epochs
-spent and the best val loss found, side by side:
+Learning curves are recorded once without any stopping (``--record``) and replayed epoch by
+epoch through each stopping policy. Two reports:
 
-- ``none``: no stopping;
-- ``median``: Optuna's ``MedianPruner(n_startup_trials=5, n_warmup_steps=2)`` on val_loss, as
-  ``KerasPruningCallback`` drives it;
-- ``asha``: Ray Tune's ``AsyncHyperBandScheduler`` (grace_period 2, reduction_factor 3,
-  max_t = max_epochs, time attribute epoch, val_loss min);
-- ``gl`` (the project's default: ``OverfitJudge(make_rule("gl", alpha=5), grace_epochs=2,
-  compare="median")``), ``gl-nocmp`` (compare none), ``gap``, ``pq``, ``up``.
+- the frontier (default; issue 18): for each curve bank, ``--seeds`` random 30-configuration
+  searches drawn from its pool (seeded, each in a random order), every policy of
+  ``_policies.frontier_policies`` (the project's two-part policy at its three presets, the
+  previous default ``gl``, Optuna's Median / Patient / SuccessiveHalving / Hyperband pruners,
+  Ray's ASHA, ``none``) and the "1 epoch each, keep the top K" baselines, scored per search by
+  the epoch fraction (and recorded wall-clock fraction, first epochs' graph building included)
+  of no stopping and the ratio of the best val loss found to no stopping's. The default
+  policy's parameters were chosen on :data:`CHOSEN_ON` only; the summary line pools the
+  :data:`HELD_OUT` banks.
+- ``--orders`` (issue 4): reorderings of one pool, with the equal-budget comparison to ASHA.
 
 Usage::
 
-    python bench/pruning.py --record               # train and record bench/curves/digits.csv
-    python bench/pruning.py --quick                # replay (5 orders), summary line last
-    python bench/pruning.py --markdown             # the tables for bench/RESULTS.md
-    python bench/pruning.py --curves PATH ...      # another curve file
+    python bench/pruning.py --record --setup digits-small  # train and record a bank
+    python bench/pruning.py --quick                # 5 subsets per held-out bank, summary last
+    python bench/pruning.py --markdown --chosen    # the frontier tables for bench/RESULTS.md
+    python bench/pruning.py --curves PATH ...      # other curve files (all pooled)
+    python bench/pruning.py --orders               # issue 4's tables on bench/curves/digits.csv
 
 The policies' logic and the replay engine are in ``bench/_policies.py``; recording is in
 ``bench/_record.py`` (the only part that loads Keras).
