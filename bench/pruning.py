@@ -201,6 +201,9 @@ def subset_benchmark(
 ) -> dict[str, list[Score]]:
     """Every policy (and the top-K baselines) on the same random subsets of one pool.
 
+    ``default-at-gl`` is the ``default`` policy cut off at the epochs ``gl`` spent on the same
+    subset (the previous default's budget).
+
     Returns:
         Policy name -> one :class:`Score` per subset.
     """
@@ -218,6 +221,10 @@ def subset_benchmark(
                 counts = by_rule.setdefault(name, {})
                 for rule in policy.stopped_by.values():
                     counts[rule] = counts.get(rule, 0) + 1
+        if "default" in policies and "gl" in runs:  # the default given GL's own epoch spend
+            runs["default-at-gl"] = replay(
+                subset, policies["default"](i, max_epochs), budget=runs["gl"].epochs
+            )
         for k in top_ks:
             if k < len(subset):
                 runs[f"top{k}"] = top_k(subset, k)

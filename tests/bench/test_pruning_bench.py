@@ -193,8 +193,10 @@ def test_top_k_trains_everything_one_epoch_then_the_best_k() -> None:
 
 def test_subset_benchmark_scores_every_policy_against_no_stopping() -> None:
     scores = bench.subset_benchmark(_pool(), 3, size=8)
-    assert {"default", "safe", "fast", "gl", "median", "asha", "none", "top3", "top5"} <= set(
-        scores
+    expected = {"default", "safe", "fast", "gl", "median", "asha", "none", "top3", "top5"}
+    assert expected | {"default-at-gl"} <= set(scores)
+    assert all(
+        a.fraction <= g.fraction for a, g in zip(scores["default-at-gl"], scores["gl"], strict=True)
     )
     assert all(len(v) == 3 for v in scores.values())
     assert all(s.fraction == 1.0 and s.ratio == 1.0 for s in scores["none"])
