@@ -284,6 +284,46 @@ def frontier_table(per_setup: dict[str, dict[str, list[Score]]]) -> str:
     return "\n".join(lines)
 
 
+def plot_frontier(per_setup: dict[str, dict[str, list[Score]]], path: Path) -> Path:
+    """One panel per setup: each policy's mean epoch fraction against its mean best ratio.
+
+    Args:
+        per_setup: Setup label -> policy -> scores (as :func:`subset_benchmark` returns).
+        path: The PNG to write.
+
+    Returns:
+        ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(per_setup), figsize=(5 * len(per_setup), 4.5), squeeze=False)
+    for ax, (label, scores) in zip(axes[0], per_setup.items(), strict=True):
+        for name, runs in scores.items():
+            x = statistics.fmean(s.fraction for s in runs)
+            y = statistics.fmean(s.ratio for s in runs)
+            mine = name in ("default", "safe", "fast")
+            ax.scatter(
+                x,
+                y,
+                marker="*" if mine else "o",
+                s=120 if mine else 30,
+                color="tab:red" if mine else "tab:blue",
+            )
+            ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.axhline(1.01, color="grey", lw=0.5, ls="--")
+        ax.axvline(0.35, color="grey", lw=0.5, ls="--")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("epochs / no stopping")
+        ax.set_ylabel("best val_loss / no stopping's")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def stopped_by_line(scores: Sequence[Score]) -> str:
     """Mean trials stopped per subset, per part of the policy that stopped them."""
     totals: dict[str, int] = {}
@@ -453,6 +493,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--chosen", action="store_true", help="also report the banks the default was chosen on"
     )
     parser.add_argument("--markdown", action="store_true", help="print the markdown tables")
+    parser.add_argument("--plot", type=Path, default=None, help="write the frontier as a PNG")
     parser.add_argument(
         "--seeds",
         type=int,
@@ -562,6 +603,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in ("default", "safe", "fast"):
                 if name in scores:
                     print(f"{label}: {name} stopped per subset: {stopped_by_line(scores[name])}")
+    if args.plot is not None:
+        print(f"frontier plot: {plot_frontier(per_setup, args.plot)}")
     if pooled:
         if "default" in pooled:
             print(frontier_verdict(pooled))

@@ -191,7 +191,7 @@ def test_top_k_trains_everything_one_epoch_then_the_best_k() -> None:
     assert result.best_val_loss == pytest.approx(min(min(c.val_loss) for c in pool[:2]))
 
 
-def test_subset_benchmark_scores_every_policy_against_no_stopping() -> None:
+def test_subset_benchmark_scores_every_policy_against_no_stopping(tmp_path: Path) -> None:
     scores = bench.subset_benchmark(_pool(), 3, size=8)
     expected = {"default", "safe", "fast", "gl", "median", "asha", "none", "top3", "top5"}
     assert expected | {"default-at-gl"} <= set(scores)
@@ -205,5 +205,7 @@ def test_subset_benchmark_scores_every_policy_against_no_stopping() -> None:
     assert any(s.stopped_by.get("peak") for s in scores["default"])
     table = bench.frontier_table({"pool": scores})
     assert table.splitlines()[2].startswith("| default | ")
+    png = bench.plot_frontier({"pool": scores}, tmp_path / "frontier.png")
+    assert png.stat().st_size > 1000
     verdict = bench.frontier_verdict(scores)
     assert verdict.startswith("target: default: epoch fraction ")
