@@ -263,6 +263,80 @@ class RayAsha:
         return key in self._cut
 
 
+class _HashableTrial:
+    """What Ray's ``MedianStoppingRule`` reads of a trial: a hashable object with an id."""
+
+    def __init__(self, trial_id: str) -> None:
+        self.trial_id = trial_id
+
+
+class _NoController:
+    """The tune controller ``MedianStoppingRule`` asks for live trials (to pause): none."""
+
+    def get_live_trials(self) -> list[Any]:
+        """No paused or pending trials: the rule continues instead of pausing."""
+        return []
+
+
+class RayMedianStopping:
+    """Ray Tune's ``MedianStoppingRule`` itself (hard stop), driven without a Ray cluster.
+
+    It stops a trial at epoch ``t >= grace_period`` when its best val loss so far is worse than
+    the median, over the trials that reached ``t``, of their running mean val loss over epochs
+    ``grace_period..t``; with fewer than ``min_samples_required`` such trials it continues.
+
+    Args:
+        grace_period: Epochs before the rule judges.
+        min_samples_required: Other trials needed at ``t``.
+    """
+
+    name = "ray-median"
+
+    def __init__(self, grace_period: int = 2, min_samples_required: int = 3) -> None:
+        from ray.tune.schedulers import MedianStoppingRule, TrialScheduler
+
+        self._stop = TrialScheduler.STOP
+        self.scheduler = MedianStoppingRule(
+            time_attr="epoch",
+            metric="val_loss",
+            mode="min",
+            grace_period=grace_period,
+            min_samples_required=min_samples_required,
+            hard_stop=True,
+        )
+        self._controller = _NoController()
+        self._trials: dict[str, _HashableTrial] = {}
+        self._last: dict[str, dict[str, float]] = {}
+        self._cut: set[str] = set()
+
+    def start(self, key: str) -> None:
+        """``on_trial_add``."""
+        self._trials[key] = _HashableTrial(key)
+        self.scheduler.on_trial_add(self._controller, self._trials[key])  # type: ignore[arg-type]
+
+    def observe(self, key: str, epoch: int, val_loss: float, train_eval_loss: float) -> bool:
+        """``on_trial_result`` with ``{"epoch": epoch, "val_loss": val_loss}``."""
+        result = {"epoch": epoch, "val_loss": float(val_loss)}
+        self._last[key] = result
+        action = self.scheduler.on_trial_result(
+            self._controller,  # type: ignore[arg-type]
+            self._trials[key],  # type: ignore[arg-type]
+            result,
+        )
+        stop = bool(action == self._stop)
+        if stop:
+            self._cut.add(key)
+        return stop
+
+    def end(self, key: str, stopped: bool) -> bool:
+        """``on_trial_complete`` with the last result; PRUNED if the rule stopped it."""
+        result = self._last.pop(key, None)
+        trial = self._trials.pop(key)
+        if result is not None and key not in self._cut:
+            self.scheduler.on_trial_complete(self._controller, trial, result)  # type: ignore[arg-type]
+        return key in self._cut
+
+
 class Judge:
     """The project's ``OverfitJudge`` (rule + grace + median comparison) as a policy.
 
@@ -383,7 +457,8 @@ def frontier_policies() -> dict[str, PolicyFactory]:
 
     The project's two-part policy at its three presets (``default`` is ``balanced``), the
     current default ``gl`` (alpha 5, grace 2, median comparison), Optuna's Median, Patient,
-    SuccessiveHalving and Hyperband pruners and Ray's ASHA at two levels each, and ``none``.
+    SuccessiveHalving and Hyperband pruners, Ray's ASHA and MedianStoppingRule at two levels
+    each, and ``none``.
     Optuna's pruners see the last val loss per epoch (``KerasPruningCallback``); ASHA ranks the
     last value at each rung, as Ray does. The "1 epoch each, keep the top K" baseline is not a
     sequential policy: see :func:`top_k`.
@@ -414,6 +489,8 @@ def frontier_policies() -> dict[str, PolicyFactory]:
         ),
         "asha": lambda seed, t: RayAsha(max_t=t, grace_period=2, reduction_factor=3),
         "asha-g1r4": lambda seed, t: RayAsha(max_t=t, grace_period=1, reduction_factor=4),
+        "ray-median": lambda seed, t: RayMedianStopping(grace_period=2),
+        "ray-median-g1": lambda seed, t: RayMedianStopping(grace_period=1),
         "none": lambda seed, t: NoStopping(),
     }
 

@@ -209,3 +209,13 @@ def test_subset_benchmark_scores_every_policy_against_no_stopping(tmp_path: Path
     assert png.stat().st_size > 1000
     verdict = bench.frontier_verdict(scores)
     assert verdict.startswith("target: default: epoch fraction ")
+
+
+def test_ray_median_stopping_rule_stops_a_trial_worse_than_the_running_means() -> None:
+    good = [_healthy(f"g{i}", 0.3) for i in range(3)]
+    bad = Curve("bad", {}, tuple(v + 1.0 for v in good[0].val_loss), good[0].train_eval_loss)
+    result = bench.replay([*good, bad], policies.RayMedianStopping(grace_period=2))
+    assert result.epochs_run["bad"] == 2  # judged from the grace period on, 3 others there
+    assert result.pruned == 1 and all(result.epochs_run[c.key] == EPOCHS for c in good)
+    early = bench.replay([bad, *good], policies.RayMedianStopping(grace_period=2))
+    assert early.epochs_run["bad"] == EPOCHS  # nobody to compare with yet
