@@ -109,7 +109,11 @@ class OptunaPruner:
         self.name = name
         self._optuna = optuna
         self.study = optuna.create_study(
-            direction="minimize", sampler=optuna.samplers.RandomSampler(seed=seed), pruner=pruner
+            # a fixed name: HyperbandPruner assigns brackets from a hash of the study name
+            study_name=f"bench-{name}-{seed}",
+            direction="minimize",
+            sampler=optuna.samplers.RandomSampler(seed=seed),
+            pruner=pruner,
         )
         self._trials: dict[str, Any] = {}
         self._best: dict[str, float] = {}
