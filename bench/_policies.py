@@ -38,12 +38,15 @@ class Curve:
         params: Its knob values.
         val_loss: Clean validation loss per epoch; index 0 is epoch 1.
         train_eval_loss: Clean training loss per epoch, same length.
+        seconds: Wall seconds per epoch as recorded (the first includes the trial's graph
+            building), or empty when the file has none.
     """
 
     key: str
     params: dict[str, float]
     val_loss: tuple[float, ...]
     train_eval_loss: tuple[float, ...]
+    seconds: tuple[float, ...] = ()
 
     @property
     def epochs(self) -> int:
@@ -88,6 +91,54 @@ class NoStopping:
     def end(self, key: str, stopped: bool) -> bool:
         """Never PRUNED."""
         return False
+
+
+class OptunaPruner:
+    """Any Optuna pruner, driven as ``KerasPruningCallback`` drives it (see :class:`OptunaMedian`).
+
+    Args:
+        name: Name in tables.
+        pruner: A fresh ``optuna.pruners.BasePruner``.
+        seed: Seed of the study's (unused) ``RandomSampler``.
+    """
+
+    def __init__(self, name: str, pruner: Any, seed: int = 0) -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.name = name
+        self._optuna = optuna
+        self.study = optuna.create_study(
+            # a fixed name: HyperbandPruner assigns brackets from a hash of the study name
+            study_name=f"bench-{name}-{seed}",
+            direction="minimize",
+            sampler=optuna.samplers.RandomSampler(seed=seed),
+            pruner=pruner,
+        )
+        self._trials: dict[str, Any] = {}
+        self._best: dict[str, float] = {}
+
+    def start(self, key: str) -> None:
+        """``study.ask()`` a trial for this configuration."""
+        self._trials[key] = self.study.ask()
+        self._best[key] = math.inf
+
+    def observe(self, key: str, epoch: int, val_loss: float, train_eval_loss: float) -> bool:
+        """Report the epoch's val loss and ask the pruner."""
+        trial = self._trials[key]
+        self._best[key] = min(self._best[key], val_loss)
+        trial.report(float(val_loss), step=epoch - 1)
+        return bool(trial.should_prune())
+
+    def end(self, key: str, stopped: bool) -> bool:
+        """Tell the study PRUNED (stopped) or COMPLETE with the best val loss."""
+        state = self._optuna.trial.TrialState
+        trial = self._trials.pop(key)
+        if stopped:
+            self.study.tell(trial, state=state.PRUNED)
+        else:
+            self.study.tell(trial, self._best[key])
+        return stopped
 
 
 class OptunaMedian:
@@ -216,6 +267,80 @@ class RayAsha:
         return key in self._cut
 
 
+class _HashableTrial:
+    """What Ray's ``MedianStoppingRule`` reads of a trial: a hashable object with an id."""
+
+    def __init__(self, trial_id: str) -> None:
+        self.trial_id = trial_id
+
+
+class _NoController:
+    """The tune controller ``MedianStoppingRule`` asks for live trials (to pause): none."""
+
+    def get_live_trials(self) -> list[Any]:
+        """No paused or pending trials: the rule continues instead of pausing."""
+        return []
+
+
+class RayMedianStopping:
+    """Ray Tune's ``MedianStoppingRule`` itself (hard stop), driven without a Ray cluster.
+
+    It stops a trial at epoch ``t >= grace_period`` when its best val loss so far is worse than
+    the median, over the trials that reached ``t``, of their running mean val loss over epochs
+    ``grace_period..t``; with fewer than ``min_samples_required`` such trials it continues.
+
+    Args:
+        grace_period: Epochs before the rule judges.
+        min_samples_required: Other trials needed at ``t``.
+    """
+
+    name = "ray-median"
+
+    def __init__(self, grace_period: int = 2, min_samples_required: int = 3) -> None:
+        from ray.tune.schedulers import MedianStoppingRule, TrialScheduler
+
+        self._stop = TrialScheduler.STOP
+        self.scheduler = MedianStoppingRule(
+            time_attr="epoch",
+            metric="val_loss",
+            mode="min",
+            grace_period=grace_period,
+            min_samples_required=min_samples_required,
+            hard_stop=True,
+        )
+        self._controller = _NoController()
+        self._trials: dict[str, _HashableTrial] = {}
+        self._last: dict[str, dict[str, float]] = {}
+        self._cut: set[str] = set()
+
+    def start(self, key: str) -> None:
+        """``on_trial_add``."""
+        self._trials[key] = _HashableTrial(key)
+        self.scheduler.on_trial_add(self._controller, self._trials[key])  # type: ignore[arg-type]
+
+    def observe(self, key: str, epoch: int, val_loss: float, train_eval_loss: float) -> bool:
+        """``on_trial_result`` with ``{"epoch": epoch, "val_loss": val_loss}``."""
+        result = {"epoch": epoch, "val_loss": float(val_loss)}
+        self._last[key] = result
+        action = self.scheduler.on_trial_result(
+            self._controller,  # type: ignore[arg-type]
+            self._trials[key],  # type: ignore[arg-type]
+            result,
+        )
+        stop = bool(action == self._stop)
+        if stop:
+            self._cut.add(key)
+        return stop
+
+    def end(self, key: str, stopped: bool) -> bool:
+        """``on_trial_complete`` with the last result; PRUNED if the rule stopped it."""
+        result = self._last.pop(key, None)
+        trial = self._trials.pop(key)
+        if result is not None and key not in self._cut:
+            self.scheduler.on_trial_complete(self._controller, trial, result)  # type: ignore[arg-type]
+        return key in self._cut
+
+
 class Judge:
     """The project's ``OverfitJudge`` (rule + grace + median comparison) as a policy.
 
@@ -235,9 +360,10 @@ class Judge:
         grace_epochs: int = 2,
         compare: str = "median",
         compare_min_trials: int = 4,
+        budget: dict[str, Any] | None = None,
         **params: Any,
     ) -> None:
-        from overfit_search.pruning import OverfitJudge, make_rule
+        from overfit_search.pruning import OverfitJudge, make_budget, make_rule
 
         self.name = name
         self.judge = OverfitJudge(
@@ -245,6 +371,19 @@ class Judge:
             grace_epochs=grace_epochs,
             compare=compare,  # type: ignore[arg-type]
             compare_min_trials=compare_min_trials,
+            budget=make_budget(**budget) if budget else None,
+        )
+        self.stopped_by: dict[str, str] = {}
+
+    @classmethod
+    def preset(cls, name: str, level: str, grace_epochs: int = 2) -> Judge:
+        """The two-part policy of ``pruning.preset: level`` (peak rule + halving budget)."""
+        from overfit_search.pruning import preset
+
+        settings = preset(level)
+        rule = dict(settings["rule"])
+        return cls(
+            name, rule.pop("name"), grace_epochs=grace_epochs, budget=settings["budget"], **rule
         )
 
     def start(self, key: str) -> None:
@@ -252,7 +391,10 @@ class Judge:
 
     def observe(self, key: str, epoch: int, val_loss: float, train_eval_loss: float) -> bool:
         """``OverfitJudge.observe``'s ``stop``."""
-        return self.judge.observe(key, epoch, val_loss, train_eval_loss).stop
+        decision = self.judge.observe(key, epoch, val_loss, train_eval_loss)
+        if decision.stop and decision.firing is not None:
+            self.stopped_by[key] = decision.firing.rule
+        return decision.stop
 
     def end(self, key: str, stopped: bool) -> bool:
         """PRUNED if the judge's outcome says so (a stopped, competitive trial is COMPLETE)."""
@@ -298,6 +440,96 @@ PolicyFactory = Callable[[int, int], Policy]
 """``(seed, max_epochs) -> a fresh policy``."""
 
 
+def _optuna(name: str, make: Callable[[Any], Any]) -> PolicyFactory:
+    """A factory of :class:`OptunaPruner` around ``make(optuna.pruners)``."""
+
+    def factory(seed: int, max_epochs: int) -> Policy:
+        import warnings
+
+        import optuna
+
+        with warnings.catch_warnings():  # PatientPruner is "experimental" since Optuna 2.8
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            pruner = make(optuna.pruners)
+        return OptunaPruner(name, pruner, seed=seed)
+
+    return factory
+
+
+def frontier_policies() -> dict[str, PolicyFactory]:
+    """Every policy of the issue-18 frontier, at a few aggressiveness levels each.
+
+    The project's two-part policy at its three presets (``default`` is ``balanced``), the
+    current default ``gl`` (alpha 5, grace 2, median comparison), Optuna's Median, Patient,
+    SuccessiveHalving and Hyperband pruners, Ray's ASHA and MedianStoppingRule at two levels
+    each, and ``none``.
+    Optuna's pruners see the last val loss per epoch (``KerasPruningCallback``); ASHA ranks the
+    last value at each rung, as Ray does. The "1 epoch each, keep the top K" baseline is not a
+    sequential policy: see :func:`top_k`.
+    """
+    return {
+        "default": lambda seed, t: Judge.preset("default", "balanced"),
+        "safe": lambda seed, t: Judge.preset("safe", "safe"),
+        "fast": lambda seed, t: Judge.preset("fast", "fast"),
+        "gl": lambda seed, t: Judge("gl", "gl", alpha=5.0),
+        "median": _optuna("median", lambda p: p.MedianPruner(n_startup_trials=5, n_warmup_steps=2)),
+        "median-w0": _optuna(
+            "median-w0", lambda p: p.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+        ),
+        "patient": _optuna(
+            "patient",
+            lambda p: p.PatientPruner(
+                p.MedianPruner(n_startup_trials=5, n_warmup_steps=2), patience=2
+            ),
+        ),
+        "sh-r3": _optuna(
+            "sh-r3", lambda p: p.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+        ),
+        "sh-r4": _optuna(
+            "sh-r4", lambda p: p.SuccessiveHalvingPruner(min_resource=2, reduction_factor=4)
+        ),
+        "hyperband": _optuna(
+            "hyperband", lambda p: p.HyperbandPruner(min_resource=1, reduction_factor=3)
+        ),
+        "asha": lambda seed, t: RayAsha(max_t=t, grace_period=2, reduction_factor=3),
+        "asha-g1r4": lambda seed, t: RayAsha(max_t=t, grace_period=1, reduction_factor=4),
+        "ray-median": lambda seed, t: RayMedianStopping(grace_period=2),
+        "ray-median-g1": lambda seed, t: RayMedianStopping(grace_period=1),
+        "none": lambda seed, t: NoStopping(),
+    }
+
+
+def top_k(curves: Sequence[Curve], k: int) -> ReplayResult:
+    """Train every configuration 1 epoch, then the ``k`` best (on epoch 1's val loss) to the end.
+
+    Args:
+        curves: The configurations.
+        k: How many go on, >= 1.
+
+    Returns:
+        The spend and best val loss found (``best_*`` and ``epochs_run`` filled).
+    """
+    result = ReplayResult(f"top{k}")
+    ranked = sorted(curves, key=lambda c: c.val_loss[0] if math.isfinite(c.val_loss[0]) else 1e30)
+    keep = {c.key for c in ranked[:k]}
+    for curve in curves:
+        run = curve.epochs if curve.key in keep else 1
+        result.epochs += run
+        result.trials_started += 1
+        result.epochs_run[curve.key] = run
+        result.seconds += sum(curve.seconds[:run]) if curve.seconds else math.nan
+        if run < curve.epochs:
+            result.stopped += 1
+        for epoch in range(run):
+            val = curve.val_loss[epoch]
+            if math.isfinite(val) and val < result.best_val_loss:
+                result.best_val_loss = val
+                result.best_gap = val - curve.train_eval_loss[epoch]
+                result.best_epoch = epoch + 1
+                result.best_key = curve.key
+    return result
+
+
 def default_policies() -> dict[str, PolicyFactory]:
     """The benchmark's policies by name, in table order.
 
@@ -307,6 +539,7 @@ def default_policies() -> dict[str, PolicyFactory]:
     reduction_factor: 3}`` (DESIGN.md §6: the stopper composes with one Ray scheduler).
     """
     return {
+        "default": lambda seed, t: Judge.preset("default", "balanced"),
         "gl": lambda seed, t: Judge("gl", "gl", alpha=5.0),
         "gl-nocmp": lambda seed, t: Judge("gl-nocmp", "gl", compare="none", alpha=5.0),
         # GL that must hold for 3 epochs (added after the first results, see RESULTS.md)
@@ -346,6 +579,7 @@ class ReplayResult:
         best_key: That trial's configuration key.
         feasible_val_loss: Lowest val loss seen at an epoch whose gap is <= ``max_gap``.
         epochs_run: Epochs run per trial key.
+        seconds: Recorded wall seconds of the epochs run (NaN when a curve has none).
     """
 
     policy: str
@@ -360,6 +594,7 @@ class ReplayResult:
     best_key: str = ""
     feasible_val_loss: float = math.inf
     epochs_run: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 def replay(
@@ -424,6 +659,7 @@ def replay(
             val, train = curve.val_loss[done], curve.train_eval_loss[done]
             item[1] = epoch
             result.epochs += 1
+            result.seconds += curve.seconds[done] if curve.seconds else math.nan
             result.epochs_run[curve.key] = epoch
             if math.isfinite(val) and val < result.best_val_loss:
                 result.best_val_loss = val

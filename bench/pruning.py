@@ -1,23 +1,26 @@
-"""Pruning benchmark: what overfit-aware stopping saves and costs, against the usual stoppers.
+"""Pruning benchmark: what each stopping policy spends and finds, on recorded learning curves.
 
-For the same search (the same configurations, in the same sampled order), replays real learning
-curves recorded once without any stopping through each stopping policy and reports the epochs
-spent and the best val loss found, side by side:
+Learning curves are recorded once without any stopping (``--record``) and replayed epoch by
+epoch through each stopping policy. Two reports:
 
-- ``none``: no stopping;
-- ``median``: Optuna's ``MedianPruner(n_startup_trials=5, n_warmup_steps=2)`` on val_loss, as
-  ``KerasPruningCallback`` drives it;
-- ``asha``: Ray Tune's ``AsyncHyperBandScheduler`` (grace_period 2, reduction_factor 3,
-  max_t = max_epochs, time attribute epoch, val_loss min);
-- ``gl`` (the project's default: ``OverfitJudge(make_rule("gl", alpha=5), grace_epochs=2,
-  compare="median")``), ``gl-nocmp`` (compare none), ``gap``, ``pq``, ``up``.
+- the frontier (default; issue 18): for each curve bank, ``--seeds`` random 30-configuration
+  searches drawn from its pool (seeded, each in a random order), every policy of
+  ``_policies.frontier_policies`` (the project's two-part policy at its three presets, the
+  previous default ``gl``, Optuna's Median / Patient / SuccessiveHalving / Hyperband pruners,
+  Ray's ASHA, ``none``) and the "1 epoch each, keep the top K" baselines, scored per search by
+  the epoch fraction (and recorded wall-clock fraction, first epochs' graph building included)
+  of no stopping and the ratio of the best val loss found to no stopping's. The default
+  policy's parameters were chosen on :data:`CHOSEN_ON` only; the summary line pools the
+  :data:`HELD_OUT` banks.
+- ``--orders`` (issue 4): reorderings of one pool, with the equal-budget comparison to ASHA.
 
 Usage::
 
-    python bench/pruning.py --record               # train and record bench/curves/digits.csv
-    python bench/pruning.py --quick                # replay (5 orders), summary line last
-    python bench/pruning.py --markdown             # the tables for bench/RESULTS.md
-    python bench/pruning.py --curves PATH ...      # another curve file
+    python bench/pruning.py --record --setup digits-small  # train and record a bank
+    python bench/pruning.py --quick                # 5 subsets per held-out bank, summary last
+    python bench/pruning.py --markdown --chosen    # the frontier tables for bench/RESULTS.md
+    python bench/pruning.py --curves PATH ...      # other curve files (all pooled)
+    python bench/pruning.py --orders               # issue 4's tables on bench/curves/digits.csv
 
 The policies' logic and the replay engine are in ``bench/_policies.py``; recording is in
 ``bench/_record.py`` (the only part that loads Keras).
@@ -33,7 +36,10 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -41,11 +47,15 @@ if str(HERE) not in sys.path:
 
 from _policies import (  # noqa: E402
     Curve,
+    Judge,
+    NoStopping,
     PolicyFactory,
     ReplayResult,
     default_policies,
+    frontier_policies,
     replay,
     shuffled,
+    top_k,
 )
 
 DEFAULT_CURVES = HERE / "curves" / "digits.csv"
@@ -83,6 +93,9 @@ def load_curves(path: Path) -> list[Curve]:
                 params,
                 tuple(float(r["val_loss"]) for r in group),
                 tuple(float(r["train_eval_loss"]) for r in group),
+                tuple(float(r["epoch_seconds"]) for r in group)
+                if all(r.get("epoch_seconds") not in (None, "") for r in group)
+                else (),
             )
         )
     return curves
@@ -138,6 +151,186 @@ def run_benchmark(
                 replay(order, policy, concurrency, budget=results["asha"][-1].epochs)
             )
     return results, budget_results, budgets
+
+
+CHOSEN_ON = ("digits.csv", "digits_heldout.csv")
+"""The curve banks the default policy's parameters were chosen on (never reported as held out)."""
+HELD_OUT = ("digits-small.csv", "digits10.csv", "mobilenetv2.csv")
+"""The held-out banks the frontier and the ``--quick`` summary are reported on."""
+SUBSET_SIZE = 30
+TOP_KS = (3, 5)
+
+
+@dataclass(frozen=True)
+class Score:
+    """One policy on one random subset: its spend and its find, relative to no stopping.
+
+    Attributes:
+        fraction: Epochs run / the subset's epochs without stopping.
+        ratio: Best val loss found / the best of the subset without stopping.
+        seconds: Recorded wall seconds run / without stopping (first epochs' compile included).
+        stopped_by: Trials stopped, per rule that stopped them (the project's judge only).
+    """
+
+    fraction: float
+    ratio: float
+    seconds: float
+    stopped_by: dict[str, int]
+
+
+def random_subsets(curves: Sequence[Curve], n: int, size: int, seed: int = 0) -> list[list[Curve]]:
+    """``n`` random ``size``-configuration searches drawn from the pool (each in random order).
+
+    Subset ``i`` is ``numpy.random.default_rng(seed + i).choice(len(curves), size,
+    replace=False)``; with ``size >= len(curves)`` every subset is the whole pool reordered.
+    """
+    size = min(size, len(curves))
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng(seed + i)
+        out.append([curves[j] for j in rng.choice(len(curves), size, replace=False)])
+    return out
+
+
+def subset_benchmark(
+    curves: Sequence[Curve],
+    n_subsets: int,
+    size: int = SUBSET_SIZE,
+    policies: dict[str, PolicyFactory] | None = None,
+    top_ks: Sequence[int] = TOP_KS,
+) -> dict[str, list[Score]]:
+    """Every policy (and the top-K baselines) on the same random subsets of one pool.
+
+    ``default-at-gl`` is the ``default`` policy cut off at the epochs ``gl`` spent on the same
+    subset (the previous default's budget).
+
+    Returns:
+        Policy name -> one :class:`Score` per subset.
+    """
+    policies = policies or frontier_policies()
+    max_epochs = max(c.epochs for c in curves)
+    scores: dict[str, list[Score]] = {}
+    for i, subset in enumerate(random_subsets(curves, n_subsets, size)):
+        full = replay(subset, NoStopping())
+        runs: dict[str, ReplayResult] = {}
+        by_rule: dict[str, dict[str, int]] = {}
+        for name, factory in policies.items():
+            policy = factory(i, max_epochs)
+            runs[name] = replay(subset, policy)
+            if isinstance(policy, Judge):  # which part of the policy stopped each trial
+                counts = by_rule.setdefault(name, {})
+                for rule in policy.stopped_by.values():
+                    counts[rule] = counts.get(rule, 0) + 1
+        if "default" in policies and "gl" in runs:  # the default given GL's own epoch spend
+            runs["default-at-gl"] = replay(
+                subset, policies["default"](i, max_epochs), budget=runs["gl"].epochs
+            )
+        for k in top_ks:
+            if k < len(subset):
+                runs[f"top{k}"] = top_k(subset, k)
+        for name, result in runs.items():
+            stopped_by = by_rule.get(name, {})
+            scores.setdefault(name, []).append(
+                Score(
+                    result.epochs / full.epochs,
+                    result.best_val_loss / full.best_val_loss,
+                    result.seconds / full.seconds if full.seconds else math.nan,
+                    stopped_by,
+                )
+            )
+    return scores
+
+
+def _within(scores: Sequence[Score], tolerance: float = 0.01) -> float:
+    return sum(s.ratio <= 1.0 + tolerance for s in scores) / len(scores)
+
+
+def subset_summary_line(pooled: dict[str, list[Score]]) -> str:
+    """``summary: NAME FRACTION/RATIO ...``: mean epoch fraction and mean best val loss ratio to
+    no stopping over every subset given (of every setup pooled), per policy."""
+    parts = []
+    for name, scores in pooled.items():
+        fraction = statistics.fmean(s.fraction for s in scores)
+        ratio = statistics.fmean(s.ratio for s in scores)
+        parts.append(f"{name} {fraction:.2f}/{ratio:.3f}")
+    return "summary: " + " ".join(parts)
+
+
+def frontier_table(per_setup: dict[str, dict[str, list[Score]]]) -> str:
+    """Markdown: per policy and setup: epoch and wall fractions, mean ratio, share within 1 %."""
+    setups = list(per_setup)
+    names: list[str] = []
+    for scores in per_setup.values():
+        names += [n for n in scores if n not in names]
+    head = "| policy | " + " | ".join(
+        f"{s}: epochs / wall / best ratio / within 1 %" for s in setups
+    )
+    lines = [head + " |", "|---|" + "---|" * len(setups)]
+    for name in names:
+        cells = []
+        for setup in setups:
+            scores = per_setup[setup].get(name)
+            if not scores:
+                cells.append("–")
+                continue
+            wall = [s.seconds for s in scores if math.isfinite(s.seconds)]
+            cells.append(
+                f"{statistics.fmean(s.fraction for s in scores):.2f} / "
+                + (f"{statistics.fmean(wall):.2f}" if wall else "–")
+                + f" / {statistics.fmean(s.ratio for s in scores):.3f} / "
+                f"{100 * _within(scores):.0f}%"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_frontier(per_setup: dict[str, dict[str, list[Score]]], path: Path) -> Path:
+    """One panel per setup: each policy's mean epoch fraction against its mean best ratio.
+
+    Args:
+        per_setup: Setup label -> policy -> scores (as :func:`subset_benchmark` returns).
+        path: The PNG to write.
+
+    Returns:
+        ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(per_setup), figsize=(5 * len(per_setup), 4.5), squeeze=False)
+    for ax, (label, scores) in zip(axes[0], per_setup.items(), strict=True):
+        for name, runs in scores.items():
+            x = statistics.fmean(s.fraction for s in runs)
+            y = statistics.fmean(s.ratio for s in runs)
+            mine = name in ("default", "safe", "fast")
+            ax.scatter(
+                x,
+                y,
+                marker="*" if mine else "o",
+                s=120 if mine else 30,
+                color="tab:red" if mine else "tab:blue",
+            )
+            ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.axhline(1.01, color="grey", lw=0.5, ls="--")
+        ax.axvline(0.35, color="grey", lw=0.5, ls="--")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("epochs / no stopping")
+        ax.set_ylabel("best val_loss / no stopping's")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def stopped_by_line(scores: Sequence[Score]) -> str:
+    """Mean trials stopped per subset, per part of the policy that stopped them."""
+    totals: dict[str, int] = {}
+    for score in scores:
+        for rule, count in score.stopped_by.items():
+            totals[rule] = totals.get(rule, 0) + count
+    return ", ".join(f"{rule} {count / len(scores):.1f}" for rule, count in sorted(totals.items()))
 
 
 def _mean_sd(values: Sequence[float], fmt: str = ".3f") -> str:
@@ -284,21 +477,84 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--record", action="store_true", help="train and record the curves")
-    mode.add_argument("--quick", action="store_true", help="replay with 5 orders (no training)")
-    parser.add_argument("--curves", type=Path, default=DEFAULT_CURVES, help="curve CSV")
+    mode.add_argument("--quick", action="store_true", help="5 subsets per setup (no training)")
+    mode.add_argument(
+        "--orders", action="store_true", help="issue 4's tables: reorderings of one pool"
+    )
+    parser.add_argument(
+        "--curves",
+        type=Path,
+        action="append",
+        default=None,
+        help="curve CSV (repeatable; default: the held-out banks, or digits.csv for --orders "
+        "and --record)",
+    )
+    parser.add_argument(
+        "--chosen", action="store_true", help="also report the banks the default was chosen on"
+    )
     parser.add_argument("--markdown", action="store_true", help="print the markdown tables")
-    parser.add_argument("--seeds", type=int, default=None, help="orders (default 20; 5 --quick)")
+    parser.add_argument("--plot", type=Path, default=None, help="write the frontier as a PNG")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="subsets per setup (default 50; 5 --quick), or orders with --orders (default 20)",
+    )
     parser.add_argument("--concurrency", type=int, default=1, help="trials side by side")
     parser.add_argument(
         "--setup",
-        choices=("digits", "mobilenetv2"),
+        choices=("digits", "mobilenetv2", "digits-small", "digits10"),
         default="digits",
-        help="--record: the demo's digits CNN, or the MobileNetV2 fixture at 96 px",
+        help="--record: the demo's digits CNN, the MobileNetV2 fixture at 96 px, or an "
+        "overfitting-regime digits setup (bench/_record.py OVERFIT_SETUPS)",
     )
     parser.add_argument("--configs", type=int, default=None, help="--record: configurations")
     parser.add_argument("--epochs", type=int, default=None, help="--record: max_epochs")
     parser.add_argument("--sample-seed", type=int, default=0, help="--record: sampler seed")
     return parser.parse_args(argv)
+
+
+def _orders(args: argparse.Namespace, path: Path) -> int:
+    """Issue 4's report: every policy over seeded reorderings of one pool."""
+    started = time.monotonic()
+    curves = load_curves(path)
+    n_seeds = args.seeds if args.seeds is not None else 20
+    seeds = list(range(n_seeds))
+    results, budget_results, budgets = run_benchmark(curves, seeds, concurrency=args.concurrency)
+    full = sum(c.epochs for c in curves)
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    print(
+        f"curves {path} ({len(curves)} configs, {full} epochs without stopping); "
+        f"{n_seeds} orders, concurrency {args.concurrency}; "
+        f"replay {time.monotonic() - started:.1f}s on {python}"
+    )
+    print(markdown_tables(results, budget_results, budgets, full))
+    print(target_verdict(results, budget_results, full))
+    print(summary_line(results, full))
+    return 0
+
+
+def frontier_verdict(pooled: dict[str, list[Score]], name: str = "default") -> str:
+    """Issue 18's target on the pooled held-out subsets, and the peers that dominate ``name``."""
+    mine = pooled[name]
+    fraction = statistics.fmean(s.fraction for s in mine)
+    ratio = statistics.fmean(s.ratio for s in mine)
+    within = _within(mine)
+    dominated_by = [
+        other
+        for other, scores in pooled.items()
+        if other not in (name, "none")
+        and statistics.fmean(s.fraction for s in scores) <= fraction
+        and statistics.fmean(s.ratio for s in scores) <= ratio
+        and _within(scores) >= within
+    ]
+    return (
+        f"target: {name}: epoch fraction {fraction:.3f} (<= 0.35: "
+        f"{'met' if fraction <= 0.35 else 'missed'}), mean best ratio {ratio:.4f} (<= 1.01: "
+        f"{'met' if ratio <= 1.01 else 'missed'}), within 1% in {100 * within:.0f}% of subsets "
+        f"(>= 90%: {'met' if within >= 0.9 else 'missed'}); dominated by: "
+        f"{', '.join(dominated_by) or 'none'}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -307,24 +563,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.record:
         from _record import record_setup
 
-        record_setup(args.setup, args.curves, args.configs, args.epochs, args.sample_seed)
+        out = args.curves[0] if args.curves else DEFAULT_CURVES
+        record_setup(args.setup, out, args.configs, args.epochs, args.sample_seed)
+        return 0
+    if args.orders:
+        for path in args.curves or [DEFAULT_CURVES]:
+            _orders(args, path)
         return 0
     started = time.monotonic()
-    curves = load_curves(args.curves)
-    n_seeds = args.seeds if args.seeds is not None else (5 if args.quick else 20)
-    seeds = list(range(n_seeds))
-    results, budget_results, budgets = run_benchmark(curves, seeds, concurrency=args.concurrency)
-    full = sum(c.epochs for c in curves)
+    if args.curves:
+        paths = list(args.curves)
+        held = {str(p) for p in paths}
+    else:
+        names = (CHOSEN_ON if args.chosen else ()) + HELD_OUT
+        paths = [HERE / "curves" / n for n in names if (HERE / "curves" / n).exists()]
+        held = {str(HERE / "curves" / n) for n in HELD_OUT}
+    n_subsets = args.seeds if args.seeds is not None else (5 if args.quick else 50)
+    per_setup: dict[str, dict[str, list[Score]]] = {}
+    pooled: dict[str, list[Score]] = {}
+    for path in paths:
+        curves = load_curves(path)
+        scores = subset_benchmark(curves, n_subsets)
+        label = path.stem + ("" if str(path) in held else " (chosen on)")
+        per_setup[label] = scores
+        best_epochs = sorted(c.val_loss.index(min(c.val_loss)) + 1 for c in curves)
+        print(
+            f"curves {path}: {len(curves)} configs x {max(c.epochs for c in curves)} epochs, "
+            f"median best epoch {best_epochs[len(best_epochs) // 2]}; {n_subsets} random "
+            f"{min(SUBSET_SIZE, len(curves))}-configuration subsets"
+        )
+        if str(path) in held:
+            for name, runs in scores.items():
+                pooled.setdefault(name, []).extend(runs)
     python = f"{platform.python_implementation()} {platform.python_version()}"
-    print(
-        f"curves {args.curves} ({len(curves)} configs, {full} epochs without stopping); "
-        f"{n_seeds} orders, concurrency {args.concurrency}; "
-        f"replay {time.monotonic() - started:.1f}s on {python}"
-    )
+    print(f"replay {time.monotonic() - started:.1f}s on {python}")
     if args.markdown or not args.quick:
-        print(markdown_tables(results, budget_results, budgets, full))
-    print(target_verdict(results, budget_results, full))
-    print(summary_line(results, full))
+        print(frontier_table(per_setup))
+        for label, scores in per_setup.items():
+            for name in ("default", "safe", "fast"):
+                if name in scores:
+                    print(f"{label}: {name} stopped per subset: {stopped_by_line(scores[name])}")
+    if args.plot is not None:
+        print(f"frontier plot: {plot_frontier(per_setup, args.plot)}")
+    if pooled:
+        if "default" in pooled:
+            print(frontier_verdict(pooled))
+        print(subset_summary_line(pooled))
     return 0
 
 

@@ -15,7 +15,7 @@ from overfit_search.errors import ConfigError
 # Parts of a pydantic error location that name a union branch, not a setting.
 _BRANCHES = {"float", "int", "str", "bool", "FloatRange", "IntRange", "dict[str,float]"}
 _SCALAR_BRANCHES = {"float", "int", "str", "bool"}
-_TAGGED = {"rule", "scheduler"}
+_TAGGED = {"rule", "scheduler", "budget"}
 _SHOW_INPUT = {
     "float_parsing",
     "int_parsing",

@@ -25,7 +25,7 @@ from overfit_search.config import Sweep, load_sweep
 from overfit_search.data.dataset import ImageData
 from overfit_search.errors import ConfigError, FatalError
 from overfit_search.orchestration.progress import SweepProgress
-from overfit_search.pruning import OverfitJudge, make_rule
+from overfit_search.pruning import OverfitJudge, make_budget, make_rule
 from overfit_search.results.exports import BestChoice, clear_results, write_exports
 from overfit_search.results.storage import open_storage
 from overfit_search.scoring import directions
@@ -444,11 +444,13 @@ def _run_locked(
             study.enqueue_trial(base, user_attrs=attrs, skip_if_exists=True)
 
     rule = make_rule(**sweep.pruning.rule.model_dump())
+    budget = sweep.pruning.budget
     judge = OverfitJudge(
         rule,
         grace_epochs=sweep.pruning.grace_epochs,
         compare=sweep.pruning.compare,
         compare_min_trials=sweep.pruning.compare_min_trials,
+        budget=make_budget(**budget.model_dump()) if budget.name != "none" else None,
     )
     for t in finished_before:
         hist = t.user_attrs.get("val_loss_history") or [

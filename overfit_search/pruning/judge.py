@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from overfit_search.pruning.base import Firing, Rule
+from overfit_search.pruning.budget import BudgetRule
 from overfit_search.pruning.grace import Grace
 
 
@@ -111,6 +112,10 @@ class OverfitJudge:
             than the median of the other trials' best up to the same epoch; ``none``: never
             PRUNED.
         compare_min_trials: With fewer other trials to compare with, nothing is PRUNED; >= 0.
+        budget: A budget rule (e.g. ``HalvingRule``) asked after every epoch on which the
+            overfitting rule did not fire, with the other trials' val loss as its peers; a
+            trial it stops is PRUNED (it ranked out), with the budget rule's name as its rule.
+            None: no budget rule.
 
     Raises:
         ValueError: A bad argument (the message names it).
@@ -122,6 +127,7 @@ class OverfitJudge:
         grace_epochs: int = 2,
         compare: Literal["median", "none"] = "median",
         compare_min_trials: int = 4,
+        budget: BudgetRule | None = None,
     ) -> None:
         if compare not in ("median", "none"):
             raise ValueError(f"compare must be 'median' or 'none', got {compare!r}")
@@ -132,6 +138,7 @@ class OverfitJudge:
         self.rule = Grace(rule, grace_epochs)
         self.compare = compare
         self.compare_min_trials = compare_min_trials
+        self.budget = budget
         self._trials: dict[str, _Trial] = {}
 
     @property
@@ -180,6 +187,13 @@ class OverfitJudge:
                 )
                 return trial.decision
         firing = self.rule.check(trial.val, trial.train)
+        if firing is None and self.budget is not None:
+            peers = [o.val for k, o in self._trials.items() if k != key and o.peer and o.val]
+            firing = self.budget.check(trial.val, peers)
+            if firing is not None:
+                trial.verdict = _Verdict(True, None, "ranked out")
+                trial.decision = Decision(stop=True, firing=firing)
+                return trial.decision
         if firing is None:
             return _CONTINUE
         trial.verdict = self._compare(key, trial, firing.epoch)

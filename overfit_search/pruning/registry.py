@@ -6,16 +6,23 @@ import inspect
 from typing import Any
 
 from overfit_search.pruning.base import Rule
-from overfit_search.pruning.rules import GapRule, GLRule, NoRule, PQRule, UPRule
+from overfit_search.pruning.rules import GapRule, GLRule, NoRule, PeakRule, PQRule, UPRule
 
-RULES: dict[str, type] = {"gl": GLRule, "pq": PQRule, "up": UPRule, "gap": GapRule, "none": NoRule}
+RULES: dict[str, type] = {
+    "gl": GLRule,
+    "pq": PQRule,
+    "up": UPRule,
+    "gap": GapRule,
+    "peak": PeakRule,
+    "none": NoRule,
+}
 
 
 def make_rule(name: str, **params: Any) -> Rule:
     """Build a rule by name.
 
     Args:
-        name: One of ``RULES`` (``gap``, ``gl``, ``none``, ``pq``, ``up``).
+        name: One of ``RULES`` (``gap``, ``gl``, ``none``, ``peak``, ``pq``, ``up``).
         **params: The rule's parameters, e.g. ``alpha=5.0``; missing ones take their defaults.
 
     Returns:

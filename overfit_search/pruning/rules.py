@@ -216,3 +216,85 @@ class NoRule:
     def check(self, val_loss: Sequence[float], train_eval_loss: Sequence[float]) -> Firing | None:
         """Never fires."""
         return None
+
+
+def relative_noise(val_loss: Sequence[float]) -> float | None:
+    """Epoch-to-epoch noise of a loss curve, relative to its level.
+
+    The second difference ``v[t+1] - 2 v[t] + v[t-1]`` of a smooth curve is small, and of white
+    noise of standard deviation ``s`` has standard deviation ``sqrt(6) s`` (median absolute
+    value ``0.674 sqrt(6) s``), so the median of ``|second difference| / (0.674 sqrt(6) v[t])``
+    over the curve estimates ``s / level`` without being fooled by a steady fall or rise.
+
+    Args:
+        val_loss: Loss per epoch.
+
+    Returns:
+        The relative noise (e.g. 0.05 for 5 %), or None with fewer than 3 finite, positive
+        epochs.
+    """
+    values = [v for v in val_loss if math.isfinite(v)]
+    ratios = []
+    for i in range(1, len(values) - 1):
+        level = values[i]
+        if level <= 0:
+            continue
+        second = values[i + 1] - 2.0 * values[i] + values[i - 1]
+        ratios.append(abs(second) / (_MAD_SCALE * level))
+    if not ratios:
+        return None
+    ratios.sort()
+    mid = len(ratios) // 2
+    return ratios[mid] if len(ratios) % 2 else 0.5 * (ratios[mid - 1] + ratios[mid])
+
+
+_MAD_SCALE = 0.6745 * math.sqrt(6.0)
+
+
+class PeakRule:
+    """Fires once a trial is past its peak: no new best for ``patience`` epochs, and the mean of
+    those epochs is above the best by more than ``z`` times the curve's own noise.
+
+    The noise is :func:`relative_noise` of the trial's val loss so far, so a curve that jitters
+    by 10 % needs a larger rise than one that jitters by 1 %; ``min_rise`` (percent) is a floor
+    for curves too smooth to measure. A plateau (mean of the last epochs at the level the best
+    was drawn from) does not fire: the best of a noisy plateau sits below its mean by about
+    one noise, less than ``z`` noises for ``z >= 2``.
+
+    Args:
+        patience: Epochs without a new best, >= 1.
+        z: Noise multiples the mean of those epochs must exceed the best by, >= 0.
+        min_rise: Smallest rise that fires, percent, >= 0.
+    """
+
+    name = "peak"
+
+    def __init__(self, patience: int = 3, z: float = 2.0, min_rise: float = 1.0) -> None:
+        self.patience = _integer("peak", "patience", patience, 1)
+        self.z = _number("peak", "z", z, 0, strict=False)
+        self.min_rise = _number("peak", "min_rise", min_rise, 0, strict=False)
+
+    def check(self, val_loss: Sequence[float], train_eval_loss: Sequence[float]) -> Firing | None:
+        """Fire if the best is ``patience`` epochs old and the epochs since rose past noise."""
+        t = len(val_loss)
+        if t <= self.patience or not _finite(val_loss):
+            return None
+        best = min(val_loss)
+        best_epoch = val_loss.index(best) + 1
+        if t - best_epoch < self.patience or best <= 0:
+            return None
+        recent = val_loss[t - self.patience :]
+        rise = 100.0 * (sum(recent) / len(recent) / best - 1.0)
+        noise = relative_noise(val_loss[:t]) or 0.0
+        threshold = max(self.min_rise, 100.0 * self.z * noise)
+        if rise <= threshold:
+            return None
+        return Firing(
+            "peak",
+            rise,
+            threshold,
+            t,
+            f"val_loss {rise:.1f}% above its best (epoch {best_epoch}) over the last "
+            f"{self.patience} epochs > {threshold:.1f}% ({self.z:g} x noise {100 * noise:.1f}%) "
+            f"at epoch {t}",
+        )

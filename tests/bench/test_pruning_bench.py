@@ -141,7 +141,7 @@ def test_summary_line_and_tables(tmp_path: Path) -> None:
     line = bench.summary_line(results, full)
     assert re.fullmatch(r"summary:( [a-z0-9+-]+ \d\.\d\d/\d+\.\d{3})+", line), line
     assert " none 1.00/1.000" in line
-    assert line.startswith("summary: gl ")
+    assert line.startswith("summary: default ")
     assert "asha @ gl budget" in budget_results and "gl @ asha budget" in budget_results
     assert len(budgets) == 2
     table = bench.markdown_tables(results, budget_results, budgets, full)
@@ -159,4 +159,63 @@ def test_cli_quick_prints_summary_last(tmp_path: Path, capsys: pytest.CaptureFix
                 writer.writerow([i, e + 1, v, t])
     assert bench.main(["--quick", "--curves", str(path), "--seeds", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[-1].startswith("summary: gl ")
+    assert re.fullmatch(r"summary:( [a-z0-9+-]+ \d\.\d\d/\d+\.\d{3})+", lines[-1]), lines[-1]
+    assert lines[-1].startswith("summary: default ")
+    assert " gl " in lines[-1] and " none 1.00/1.000" in lines[-1]
+    assert lines[-2].startswith("target: default: ")
+
+
+def _pool(n: int = 12) -> list[object]:
+    """Half overfitting (various bottoms), half healthy (various levels)."""
+    return [_overfitting(str(i), low=0.3 + 0.05 * i) for i in range(n // 2)] + [
+        _healthy(str(n // 2 + i), 0.35 + 0.1 * i) for i in range(n // 2)
+    ]
+
+
+def test_random_subsets_draw_from_the_pool_without_repeats() -> None:
+    pool = _pool()
+    subsets = bench.random_subsets(pool, 4, 5)
+    assert len(subsets) == 4 and all(len(s) == 5 for s in subsets)
+    assert all(len({c.key for c in s}) == 5 for s in subsets)
+    assert len({tuple(c.key for c in s) for s in subsets}) == 4  # different searches
+    assert subsets == bench.random_subsets(pool, 4, 5)  # seeded
+    assert len(bench.random_subsets(pool, 1, 99)[0]) == len(pool)
+
+
+def test_top_k_trains_everything_one_epoch_then_the_best_k() -> None:
+    pool = _pool()
+    result = policies.top_k(pool, 2)
+    assert result.epochs == len(pool) - 2 + 2 * EPOCHS
+    # the overfitting curves start lowest (0.85 .. at epoch 1), so "0" and "1" go on
+    assert sorted(k for k, e in result.epochs_run.items() if e == EPOCHS) == ["0", "1"]
+    assert result.best_val_loss == pytest.approx(min(min(c.val_loss) for c in pool[:2]))
+
+
+def test_subset_benchmark_scores_every_policy_against_no_stopping(tmp_path: Path) -> None:
+    scores = bench.subset_benchmark(_pool(), 3, size=8)
+    expected = {"default", "safe", "fast", "gl", "median", "asha", "none", "top3", "top5"}
+    assert expected | {"default-at-gl"} <= set(scores)
+    assert all(
+        a.fraction <= g.fraction for a, g in zip(scores["default-at-gl"], scores["gl"], strict=True)
+    )
+    assert all(len(v) == 3 for v in scores.values())
+    assert all(s.fraction == 1.0 and s.ratio == 1.0 for s in scores["none"])
+    assert all(0 < s.fraction <= 1.0 and s.ratio >= 1.0 for v in scores.values() for s in v)
+    # the default's overfitting curves are stopped by its peak rule, and it says so
+    assert any(s.stopped_by.get("peak") for s in scores["default"])
+    table = bench.frontier_table({"pool": scores})
+    assert table.splitlines()[2].startswith("| default | ")
+    png = bench.plot_frontier({"pool": scores}, tmp_path / "frontier.png")
+    assert png.stat().st_size > 1000
+    verdict = bench.frontier_verdict(scores)
+    assert verdict.startswith("target: default: epoch fraction ")
+
+
+def test_ray_median_stopping_rule_stops_a_trial_worse_than_the_running_means() -> None:
+    good = [_healthy(f"g{i}", 0.3) for i in range(3)]
+    bad = Curve("bad", {}, tuple(v + 1.0 for v in good[0].val_loss), good[0].train_eval_loss)
+    result = bench.replay([*good, bad], policies.RayMedianStopping(grace_period=2))
+    assert result.epochs_run["bad"] == 2  # judged from the grace period on, 3 others there
+    assert result.pruned == 1 and all(result.epochs_run[c.key] == EPOCHS for c in good)
+    early = bench.replay([bad, *good], policies.RayMedianStopping(grace_period=2))
+    assert early.epochs_run["bad"] == EPOCHS  # nobody to compare with yet

@@ -14,7 +14,12 @@ def test_minimal_sweep_gets_defaults(write_sweep: Any) -> None:
     sweep = load_sweep(write_sweep(tiny_sweep()))
     assert sweep.name == "tiny"
     assert sweep.objective.mode == "constrained"
-    assert sweep.pruning.rule.name == "gl"
+    # issue 18: the balanced preset (peak rule + halving budget rule) is the default
+    assert (sweep.pruning.preset, sweep.pruning.rule.name, sweep.pruning.budget.name) == (
+        "balanced",
+        "peak",
+        "halving",
+    )
     assert isinstance(sweep.search.frozen_fraction, FloatRange)
     assert sweep.search.active_knobs()[-1] == "frozen_fraction"
 

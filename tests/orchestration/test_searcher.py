@@ -232,3 +232,32 @@ def test_an_enqueued_baselines_pins_reach_its_config_and_no_other() -> None:
     assert baseline["learning_rate"] == 1e-3
     assert baseline["head_epochs"] == 0 and baseline["finetune_lr_factor"] == 1.0
     assert "head_epochs" not in other and "finetune_lr_factor" not in other
+
+
+def test_the_budget_rule_prunes_a_loser_and_says_so() -> None:
+    """Issue 18: the judge's budget rule stops a trial that ranks out at a rung; the study and
+    trials.csv record it PRUNED at its best so far, with ``stop_rule`` ``halving``; an
+    overfitting trial stopped by the peak rule says ``peak``."""
+    from overfit_search.pruning import make_budget, make_rule
+
+    searcher, _, study = _setup()
+    judge = OverfitJudge(make_rule("peak"), grace_epochs=2, budget=make_budget("halving"))
+    searcher._judge = judge
+    stopper = OverfitStopper(judge)
+    for key in "abcd":
+        _run(searcher, stopper, key, GOOD)
+    _run(searcher, stopper, "loser", [(2.0, 1.9), *GOOD[1:]])  # worst of 5 at rung 1
+    _run(
+        searcher,
+        stopper,
+        "over",
+        [(0.9, 0.8), (0.5, 0.4), (0.4, 0.2), (0.5, 0.1), (0.6, 0.05), (0.7, 0.01)],
+    )
+    loser, over = study.get_trials()[4:]
+    assert loser.state == TrialState.PRUNED and loser.value == pytest.approx(2.0)
+    assert loser.user_attrs["stop_rule"] == "halving" and loser.user_attrs["epochs_run"] == 1
+    assert "ranked out" in loser.user_attrs["stop_reason"]
+    assert over.user_attrs["stop_rule"] == "peak" and over.user_attrs["epochs_run"] == 6
+    assert over.state == TrialState.COMPLETE and over.value == pytest.approx(0.4)
+    frame = trials_frame(study)
+    assert frame.stop_rule.tolist()[4:] == ["halving", "peak"]

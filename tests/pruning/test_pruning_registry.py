@@ -7,11 +7,27 @@ from typing import Any
 
 import pytest
 
-from overfit_search.pruning import RULES, GapRule, GLRule, NoRule, PQRule, UPRule, make_rule
+from overfit_search.pruning import (
+    RULES,
+    GapRule,
+    GLRule,
+    NoRule,
+    PeakRule,
+    PQRule,
+    UPRule,
+    make_rule,
+)
 
 
 def test_registry_names_every_rule() -> None:
-    expected = {"gl": GLRule, "pq": PQRule, "up": UPRule, "gap": GapRule, "none": NoRule}
+    expected = {
+        "gl": GLRule,
+        "pq": PQRule,
+        "up": UPRule,
+        "gap": GapRule,
+        "peak": PeakRule,
+        "none": NoRule,
+    }
     assert expected == RULES
 
 
@@ -47,8 +63,8 @@ def test_make_rule_takes_a_config_dump_as_is() -> None:
 @pytest.mark.parametrize(
     ("name", "params", "message"),
     [
-        ("magic", {}, "unknown pruning rule 'magic'; choose one of: gap, gl, none, pq, up"),
-        ("GL", {}, "unknown pruning rule 'GL'; choose one of: gap, gl, none, pq, up"),
+        ("magic", {}, "unknown pruning rule 'magic'; choose one of: gap, gl, none, peak, pq, up"),
+        ("GL", {}, "unknown pruning rule 'GL'; choose one of: gap, gl, none, peak, pq, up"),
         ("gl", {"alpha": -1}, "gl: alpha must be > 0, got -1"),
         ("pq", {"strip": 1}, "pq: strip must be >= 2, got 1"),
         ("up", {"strips": 0}, "up: strips must be >= 1, got 0"),

@@ -1,0 +1,163 @@
+"""Budget rules: stop a trial that scores worse than its peers (DESIGN.md §5, issue 18).
+
+A budget rule compares a trial with the other trials of the study, where an overfitting rule
+looks at the trial alone. Both are pure functions of val loss histories; the judge runs the
+overfitting rule first and the budget rule when that did not fire.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from overfit_search.pruning.base import Firing
+from overfit_search.pruning.rules import _integer, _number, relative_noise
+
+
+class BudgetRule(Protocol):
+    """Decides from a trial's val loss and its peers' whether the trial is a loser now.
+
+    Attributes:
+        name: The rule's registry name (``halving``, ``none``).
+    """
+
+    name: str
+
+    def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
+        """Whether the trial stops at epoch ``len(val_loss)``.
+
+        Args:
+            val_loss: The trial's clean val loss per epoch; index 0 is epoch 1.
+            peers: The other trials' val loss per epoch, as far as each got (running, finished
+                or stopped: a trial stopped before an epoch does not count at that epoch).
+
+        Returns:
+            A ``Firing`` if the trial stops now, else None.
+        """
+        ...
+
+
+def _quantile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` with linear interpolation (numpy's default)."""
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+class HalvingRule:
+    """Asynchronous successive halving on the best val loss so far, with a noise tolerance.
+
+    At each rung (epochs ``first_rung * reduction_factor**k``, rounded) a trial continues if its
+    best val loss up to the rung is within the best ``1 / reduction_factor`` of the trials that
+    reached that rung (itself included), with a tolerance: it stops only if its best exceeds
+    that cutoff by more than ``z`` times the val loss noise measured on the curves (the median
+    of :func:`~overfit_search.pruning.rules.relative_noise` over the trials with 3 or more
+    epochs). With fewer than ``min_trials`` trials at the rung (itself included) nothing stops:
+    one or two early peers are no basis for a verdict.
+
+    Ranked on the best so far, not the last value, as the study scores trials; a noisy last
+    epoch does not cut a trial whose best is good.
+
+    Args:
+        first_rung: Epoch of the first rung, >= 1.
+        reduction_factor: Rung spacing and the fraction kept (1 in ``reduction_factor``), > 1.
+        min_trials: Trials that must have reached a rung before it stops any, >= 2.
+        z: Noise multiples of tolerance, >= 0 (0: plain successive halving on the best).
+    """
+
+    name = "halving"
+
+    def __init__(
+        self,
+        first_rung: int = 1,
+        reduction_factor: float = 3.0,
+        min_trials: int = 5,
+        z: float = 1.0,
+    ) -> None:
+        self.first_rung = _integer("halving", "first_rung", first_rung, 1)
+        self.reduction_factor = _number(
+            "halving", "reduction_factor", reduction_factor, 1, strict=True
+        )
+        self.min_trials = _integer("halving", "min_trials", min_trials, 2)
+        self.z = _number("halving", "z", z, 0, strict=False)
+
+    def is_rung(self, epoch: int) -> bool:
+        """Whether ``epoch`` is a rung."""
+        rung = float(self.first_rung)
+        while round(rung) < epoch:
+            rung *= self.reduction_factor
+        return round(rung) == epoch
+
+    def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
+        """Fire at a rung if the trial's best so far is out of the kept fraction, past noise."""
+        t = len(val_loss)
+        if t == 0 or not self.is_rung(t) or not all(math.isfinite(v) for v in val_loss):
+            return None
+        own = min(val_loss)
+        at_rung = [min(p[:t]) for p in peers if len(p) >= t and all(map(math.isfinite, p[:t]))]
+        if len(at_rung) + 1 < self.min_trials:
+            return None
+        cutoff = _quantile([own, *at_rung], 1.0 / self.reduction_factor)
+        noises = [n for n in (relative_noise(c) for c in (val_loss, *peers)) if n is not None]
+        noise = statistics.median(noises) if noises else 0.0
+        tolerance = self.z * noise
+        if cutoff <= 0 or own <= cutoff * (1.0 + tolerance):
+            return None
+        excess = 100.0 * (own / cutoff - 1.0)
+        return Firing(
+            "halving",
+            excess,
+            100.0 * tolerance,
+            t,
+            f"best {own:.4f} is {excess:.1f}% above the top-1/{self.reduction_factor:g} cutoff "
+            f"{cutoff:.4f} of {len(at_rung) + 1} trials at epoch {t} (tolerance "
+            f"{100 * tolerance:.1f}% = {self.z:g} x noise)",
+        )
+
+
+class NoBudget:
+    """Never stops a trial for its rank."""
+
+    name = "none"
+
+    def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
+        """Never fires."""
+        return None
+
+
+BUDGETS: dict[str, type] = {"halving": HalvingRule, "none": NoBudget}
+
+
+def make_budget(name: str, **params: Any) -> BudgetRule:
+    """Build a budget rule by name, as the sweep file's ``pruning.budget`` names it.
+
+    Args:
+        name: One of ``BUDGETS`` (``halving``, ``none``).
+        **params: The rule's parameters; missing ones take their defaults.
+
+    Returns:
+        The rule.
+
+    Raises:
+        ValueError: Unknown name, unknown parameter, or a bad value (the message names it).
+    """
+    cls = BUDGETS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(
+            f"unknown budget rule {name!r}; choose one of: {', '.join(sorted(BUDGETS))}"
+        )
+    accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        valid = f"valid: {', '.join(accepted)}" if accepted else "it takes no parameters"
+        plural = "s" if len(unknown) > 1 else ""
+        raise ValueError(
+            f"{name}: unknown parameter{plural} {', '.join(map(repr, unknown))}; {valid}"
+        )
+    rule: BudgetRule = cls(**params)
+    return rule

@@ -1,0 +1,57 @@
+"""Named aggressiveness levels of the two-part stopping policy (issue 18).
+
+Each preset is an overfitting rule (``peak``: past the trial's best by more than its own noise)
+and a budget rule (``halving``: successive halving on the best val loss so far, with a minimum
+rung population and a tolerance in multiples of the measured val loss noise). Their parameters
+were chosen on the digits demo's two curve banks (``bench/curves/digits.csv`` and
+``digits_heldout.csv``) only; bench/RESULTS.md reports them on held-out banks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "safe": {
+        "rule": {"name": "peak", "patience": 4, "z": 3.0},
+        "budget": {
+            "name": "halving",
+            "first_rung": 1,
+            "reduction_factor": 2.0,
+            "min_trials": 5,
+            "z": 1.0,
+        },
+    },
+    "balanced": {
+        "rule": {"name": "peak", "patience": 3, "z": 2.0},
+        "budget": {
+            "name": "halving",
+            "first_rung": 1,
+            "reduction_factor": 4.0,
+            "min_trials": 5,
+            "z": 2.0,
+        },
+    },
+    "fast": {
+        "rule": {"name": "peak", "patience": 2, "z": 1.5},
+        "budget": {
+            "name": "halving",
+            "first_rung": 1,
+            "reduction_factor": 4.0,
+            "min_trials": 5,
+            "z": 0.5,
+        },
+    },
+}
+"""Preset name -> ``{"rule": make_rule kwargs, "budget": make_budget kwargs}``."""
+
+
+def preset(name: str) -> dict[str, dict[str, Any]]:
+    """The rule and budget settings of preset ``name`` (copies).
+
+    Raises:
+        ValueError: Unknown preset (the message lists the valid ones).
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown pruning preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return {part: dict(params) for part, params in PRESETS[name].items()}

@@ -1,0 +1,58 @@
+"""Issue 18's two-part policy in a real sweep: the halving budget rule stops trials under Ray and
+the study, trials.csv and sweep.yaml say so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from overfit_search.cli import main
+from overfit_search.config import load_sweep
+from tests.conftest import digits_sweep
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_preset_stops_trials_and_records_which_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    doc = digits_sweep(
+        "stopping",
+        train={"max_epochs": 4},
+        study={"trials": 7, "n_startup_trials": 7, "seed": 2},
+        # the fast preset with a budget rule that judges from 3 trials and tolerates no noise,
+        # so that a 7-trial study is sure to see it stop trials
+        pruning={
+            "preset": "fast",
+            "budget": {"name": "halving", "reduction_factor": 2, "min_trials": 3, "z": 0.0},
+        },
+    )
+    path = tmp_path / "stopping.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--output", str(out), "--no-progress"]) == 0
+
+    study = optuna.load_study(study_name="stopping", storage=f"sqlite:///{out / 'study.db'}")
+    trials = study.get_trials()
+    assert len(trials) == 7
+    halved = [t for t in trials if t.user_attrs.get("stop_rule") == "halving"]
+    assert halved, [(t.state, t.user_attrs.get("stop_rule")) for t in trials]
+    for t in halved:
+        assert t.state == TrialState.PRUNED
+        assert t.user_attrs["epochs_run"] in (1, 2, 4)  # the rungs of first_rung 1, factor 2
+        assert "ranked out" in t.user_attrs["stop_reason"]
+        assert t.value == pytest.approx(t.user_attrs["best_val_loss"])
+    table = pd.read_csv(out / "trials.csv")
+    assert set(table.stop_rule.dropna()) <= {"halving", "peak"}
+    assert (table.stop_rule == "halving").sum() == len(halved)
+
+    resolved = load_sweep(out / "sweep.yaml")
+    assert resolved.pruning.preset == "fast"
+    assert resolved.pruning.rule.name == "peak"
+    assert resolved.pruning.budget.model_dump()["min_trials"] == 3

@@ -1,0 +1,229 @@
+"""Issue 18's two-part stopping policy: the noise estimate, the peak rule, the halving budget
+rule, the judge running both, and the presets (tables of cases)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from overfit_search.pruning import (
+    BUDGETS,
+    PRESETS,
+    HalvingRule,
+    NoBudget,
+    OverfitJudge,
+    PeakRule,
+    make_budget,
+    make_rule,
+    preset,
+    relative_noise,
+)
+
+JITTERY_PEERS = [[1.0, 1.1, 1.0, 1.1, 1.0], [1.05, 1.15, 1.05, 1.15, 1.05], [1.3] * 5, [1.4] * 5]
+FALLING = [1.0, 0.8, 0.65, 0.55, 0.48, 0.44, 0.42, 0.41]
+
+
+@pytest.mark.parametrize(
+    ("curve", "expected"),
+    [
+        ([], None),
+        ([1.0, 0.5], None),  # fewer than 3 epochs
+        ([1.0, 1.0, 1.0, 1.0], 0.0),  # flat
+        ([1.0, 0.9, 0.8, 0.7, 0.6], 0.0),  # a straight fall is no noise
+        ([1.0, 1.1, 1.0, 1.1, 1.0], 0.2 / (0.6745 * math.sqrt(6)) / 1.0),  # +-5 % zigzag
+        ([1.0, math.nan, 1.0, 1.0], 0.0),  # non-finite epochs are skipped
+    ],
+)
+def test_relative_noise(curve: list[float], expected: float | None) -> None:
+    noise = relative_noise(curve)
+    if expected is None:
+        assert noise is None
+    else:
+        assert noise == pytest.approx(expected, rel=0.2, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("params", "curve", "fires_at"),
+    [
+        # still falling: never
+        ({}, FALLING, None),
+        # best at epoch 4, then climbs 10 %/epoch: fires after 3 epochs without a new best
+        ({}, [1.0, 0.8, 0.6, 0.5, 0.55, 0.6, 0.66, 0.72], 7),
+        # patience 2 fires one epoch earlier
+        ({"patience": 2}, [1.0, 0.8, 0.6, 0.5, 0.55, 0.6, 0.66, 0.72], 6),
+        # a noisy plateau (+-3 % around 0.5) does not fire at z 2
+        ({}, [1.0, 0.7, 0.5, 0.52, 0.49, 0.51, 0.5, 0.52, 0.49, 0.51, 0.5, 0.52], None),
+        # one spike after the best, then back down: the mean of the patience window stays low
+        ({}, [1.0, 0.8, 0.6, 0.5, 0.9, 0.5, 0.49, 0.48], None),
+        # with z 0 and min_rise 0 any rise over the patience window fires
+        ({"z": 0.0, "min_rise": 0.0}, [1.0, 0.5, 0.51, 0.51, 0.51], 5),
+        # a non-finite epoch: never (the judge fails the trial instead)
+        ({}, [1.0, 0.5, 0.6, 0.7, math.inf], None),
+    ],
+)
+def test_peak_rule_fires_once_past_the_peak(
+    params: dict[str, Any], curve: list[float], fires_at: int | None
+) -> None:
+    rule = PeakRule(**params)
+    fired = [t for t in range(1, len(curve) + 1) if rule.check(curve[:t], curve[:t])]
+    assert (fired[0] if fired else None) == fires_at
+
+
+def test_peak_rule_threshold_scales_with_the_curves_noise() -> None:
+    smooth = [1.0, 0.8, 0.6, 0.5, 0.54, 0.58, 0.62]  # +8-24 % above the best, smooth
+    jagged = [1.0, 0.6, 0.9, 0.5, 0.54, 0.58, 0.62]  # the same end, a noisy start
+    assert PeakRule().check(smooth, smooth) is not None
+    assert PeakRule().check(jagged, jagged) is None
+    firing = PeakRule().check(smooth, smooth)
+    assert firing is not None and firing.rule == "peak" and "noise" in firing.reason
+
+
+def _peers(bests: list[float], epochs: int = 4) -> list[list[float]]:
+    """Flat curves at these levels (no noise), ``epochs`` long."""
+    return [[b] * epochs for b in bests]
+
+
+@pytest.mark.parametrize(
+    ("params", "own", "peers", "fires"),
+    [
+        # rung 1 (first_rung 1): worst of 5 with rf 3 -> out
+        ({}, [2.0], _peers([1.0, 1.1, 1.2, 1.3]), True),
+        # best of 5: kept
+        ({}, [0.9], _peers([1.0, 1.1, 1.2, 1.3]), False),
+        # only 3 others reached the rung: fewer than min_trials 5, never stops
+        ({}, [2.0], _peers([1.0, 1.1, 1.2]), False),
+        # min_trials 4 lets it stop
+        ({"min_trials": 4}, [2.0], _peers([1.0, 1.1, 1.2]), True),
+        # peers that stopped before the rung do not count at it
+        ({}, [2.0, 2.0, 2.0], _peers([1.0, 1.1], 3) + _peers([1.2, 1.3], 2), False),
+        # epoch 2 is not a rung of first_rung 1, rf 3 (rungs 1, 3, 9)
+        ({}, [2.0, 2.0], _peers([1.0, 1.1, 1.2, 1.3]), False),
+        # epoch 3 is
+        ({}, [2.0, 2.0, 2.0], _peers([1.0, 1.1, 1.2, 1.3]), True),
+        # ranked on the best so far: a bad last epoch does not cut a good best
+        ({}, [0.9, 0.9, 3.0], _peers([1.0, 1.1, 1.2, 1.3]), False),
+        # just above the cutoff but within the noise tolerance (peers jitter 10 %)
+        (
+            {"z": 1.0},
+            [1.12],
+            JITTERY_PEERS,
+            False,
+        ),
+        # the same with z 0: out
+        (
+            {"z": 0.0},
+            [1.12],
+            JITTERY_PEERS,
+            True,
+        ),
+    ],
+)
+def test_halving_rule(
+    params: dict[str, Any], own: list[float], peers: list[list[float]], fires: bool
+) -> None:
+    firing = HalvingRule(**params).check(own, peers)
+    assert (firing is not None) == fires
+    if firing is not None:
+        assert firing.rule == "halving" and firing.epoch == len(own)
+
+
+@pytest.mark.parametrize(
+    ("params", "rungs"),
+    [
+        ({}, [1, 3, 9, 27]),
+        ({"first_rung": 2, "reduction_factor": 2.0}, [2, 4, 8, 16]),
+        ({"reduction_factor": 4.0}, [1, 4, 16]),
+    ],
+)
+def test_halving_rungs(params: dict[str, Any], rungs: list[int]) -> None:
+    rule = HalvingRule(**params)
+    assert [t for t in range(1, 30) if rule.is_rung(t)] == rungs
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("magic", {}, "unknown budget rule 'magic'; choose one of: halving, none"),
+        ("halving", {"min_trials": 1}, "halving: min_trials must be >= 2, got 1"),
+        ("halving", {"reduction_factor": 1}, "halving: reduction_factor must be > 1, got 1"),
+        ("halving", {"z": -1}, "halving: z must be >= 0, got -1"),
+        ("halving", {"eta": 3}, "halving: unknown parameter 'eta'"),
+        ("none", {"z": 1}, "none: unknown parameter 'z'; it takes no parameters"),
+    ],
+)
+def test_make_budget_errors(name: str, params: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make_budget(name, **params)
+
+
+def test_budget_registry() -> None:
+    assert {"halving": HalvingRule, "none": NoBudget} == BUDGETS
+    assert NoBudget().check([5.0], [[1.0]] * 9) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        ("peak", {"patience": 0}, "peak: patience must be >= 1, got 0"),
+        ("peak", {"z": -0.5}, "peak: z must be >= 0, got -0.5"),
+        ("peak", {"min_rise": "1"}, "peak: min_rise must be a number, got '1'"),
+    ],
+)
+def test_make_peak_rule_errors(name: str, params: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_rule(name, **params)
+
+
+def _judge(**kwargs: Any) -> OverfitJudge:
+    return OverfitJudge(make_rule("peak"), grace_epochs=2, budget=make_budget("halving"), **kwargs)
+
+
+def test_judge_records_which_part_stopped_a_trial() -> None:
+    judge = _judge()
+    for i, level in enumerate([1.0, 1.1, 1.2, 1.3]):
+        for epoch in range(1, 4):
+            assert not judge.observe(f"p{i}", epoch, level, level).stop
+    decision = judge.observe("bad", 1, 2.0, 2.0)
+    assert decision.stop and decision.firing is not None and decision.firing.rule == "halving"
+    outcome = judge.outcome("bad")
+    assert (outcome.state, outcome.rule, outcome.stopped_early) == ("PRUNED", "halving", True)
+    assert outcome.reason is not None and "ranked out" in outcome.reason
+    # an overfitting trial with a competitive best is stopped by the peak rule, kept COMPLETE
+    curve = [0.9, 0.5, 0.4, 0.5, 0.6, 0.7]
+    stops = [judge.observe("over", e, v, 0.1).stop for e, v in enumerate(curve, start=1)]
+    assert stops == [False] * 5 + [True]
+    outcome = judge.outcome("over")
+    assert (outcome.state, outcome.rule, outcome.best_epoch) == ("COMPLETE", "peak", 3)
+
+
+def test_judge_without_budget_is_unchanged() -> None:
+    judge = OverfitJudge(make_rule("gl"), grace_epochs=2)
+    assert judge.budget is None
+    for i in range(5):
+        assert not judge.observe(f"p{i}", 1, 1.0, 1.0).stop
+    assert not judge.observe("bad", 1, 9.0, 9.0).stop  # no budget rule: only the overfit rule
+
+
+@pytest.mark.parametrize("level", ["safe", "balanced", "fast"])
+def test_presets_build(level: str) -> None:
+    settings = preset(level)
+    assert set(settings) == {"rule", "budget"}
+    rule = make_rule(**settings["rule"])
+    budget = make_budget(**settings["budget"])
+    assert rule.name == "peak" and budget.name == "halving"
+    settings["rule"]["patience"] = 99  # a copy: the table is untouched
+    assert PRESETS[level]["rule"]["patience"] != 99
+
+
+def test_presets_are_ordered_by_aggressiveness() -> None:
+    safe, balanced, fast = (PRESETS[n] for n in ("safe", "balanced", "fast"))
+    assert safe["rule"]["patience"] >= balanced["rule"]["patience"] >= fast["rule"]["patience"]
+    assert safe["rule"]["z"] >= balanced["rule"]["z"] >= fast["rule"]["z"]
+    assert balanced["budget"]["z"] >= fast["budget"]["z"]
+
+
+def test_unknown_preset() -> None:
+    with pytest.raises(ValueError, match="unknown pruning preset 'turbo'; choose one of: safe"):
+        preset("turbo")
