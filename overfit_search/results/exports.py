@@ -44,11 +44,36 @@ def _val(trial: FrozenTrial) -> float:
     return math.inf if value is None else float(value)
 
 
+def pareto_front(study: optuna.Study) -> list[FrozenTrial]:
+    """The Pareto-optimal COMPLETE trials of a multi-objective study (both values minimized).
+
+    Optuna's ``best_trials`` leaves out trials whose constraint (``gap <= max_gap``) is
+    violated, so when every trial is above ``max_gap`` it is empty; the front is then taken
+    over all COMPLETE trials, so that a choice (said to be outside max_gap) still exists.
+    """
+    front = list(study.best_trials)
+    if front:
+        return front
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
+        if t.values is not None
+    ]
+
+    def dominated(t: FrozenTrial) -> bool:
+        return any(
+            all(a <= b for a, b in zip(o.values, t.values, strict=True)) and o.values != t.values
+            for o in done
+        )
+
+    return [t for t in done if not dominated(t)]
+
+
 def pareto_numbers(study: optuna.Study) -> tuple[int, ...]:
     """Numbers of the Pareto-optimal trials of a multi-objective study (else empty)."""
     if len(study.directions) < 2:
         return ()
-    return tuple(sorted(t.number for t in study.best_trials))
+    return tuple(sorted(t.number for t in pareto_front(study)))
 
 
 def select_best(study: optuna.Study, sweep: Sweep) -> BestChoice:
@@ -67,7 +92,7 @@ def select_best(study: optuna.Study, sweep: Sweep) -> BestChoice:
         raise FatalError(f"study '{study.study_name}' has no COMPLETE trial to export")
     max_gap = sweep.objective.max_gap
     if len(study.directions) > 1:
-        front = list(study.best_trials)
+        front = pareto_front(study)
         numbers = tuple(sorted(t.number for t in front))
         feasible = [t for t in front if (t.user_attrs.get("gap") or math.inf) <= max_gap]
         if feasible:
