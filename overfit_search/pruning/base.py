@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -47,3 +48,29 @@ class Rule(Protocol):
             fire on a non-finite value (the judge fails such a trial instead).
         """
         ...
+
+
+def construct(kind: str, registry: Mapping[str, type], name: str, params: dict[str, Any]) -> Any:
+    """``registry[name](**params)``, with one-line errors naming the choices or parameters.
+
+    Args:
+        kind: What is built, for the messages (``pruning rule``, ``budget rule``).
+        registry: Names to classes.
+        name: The name asked for.
+        params: Keyword arguments; each must be a parameter of the class.
+
+    Raises:
+        ValueError: Unknown name (the message lists the valid ones) or unknown parameter.
+    """
+    cls = registry.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(registry))}")
+    accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        valid = f"valid: {', '.join(accepted)}" if accepted else "it takes no parameters"
+        plural = "s" if len(unknown) > 1 else ""
+        raise ValueError(
+            f"{name}: unknown parameter{plural} {', '.join(map(repr, unknown))}; {valid}"
+        )
+    return cls(**params)

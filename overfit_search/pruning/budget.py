@@ -7,13 +7,12 @@ overfitting rule first and the budget rule when that did not fire.
 
 from __future__ import annotations
 
-import inspect
 import math
 import statistics
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from overfit_search.pruning.base import Firing
+from overfit_search.pruning.base import Firing, construct
 from overfit_search.pruning.rules import _integer, _number, relative_noise
 
 
@@ -146,18 +145,5 @@ def make_budget(name: str, **params: Any) -> BudgetRule:
     Raises:
         ValueError: Unknown name, unknown parameter, or a bad value (the message names it).
     """
-    cls = BUDGETS.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise ValueError(
-            f"unknown budget rule {name!r}; choose one of: {', '.join(sorted(BUDGETS))}"
-        )
-    accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        valid = f"valid: {', '.join(accepted)}" if accepted else "it takes no parameters"
-        plural = "s" if len(unknown) > 1 else ""
-        raise ValueError(
-            f"{name}: unknown parameter{plural} {', '.join(map(repr, unknown))}; {valid}"
-        )
-    rule: BudgetRule = cls(**params)
+    rule: BudgetRule = construct("budget rule", BUDGETS, name, params)
     return rule

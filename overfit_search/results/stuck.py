@@ -138,6 +138,13 @@ def stuck_cause(
     high_only = (
         len(stuck_lr) > 0 and len(other_lr) > 0 and float(stuck_lr.min()) > float(other_lr.max())
     )
+    highest = (
+        f"They are the highest learning rates ({float(stuck_lr.min()):.2g}–"
+        f"{float(stuck_lr.max()):.2g}; the others: {float(other_lr.min()):.2g}–"
+        f"{float(other_lr.max()):.2g})."
+        if high_only
+        else ""
+    )
     first = _first_epoch_losses(histories, stuck)
     diverged = len(first) > 0 and (first > DIVERGED_FACTOR * math.log(classes)).mean() > 0.5
     fit_train: bool | None = None
@@ -161,11 +168,7 @@ def stuck_cause(
             f"a uniform guess (ln {classes} = {math.log(classes):.3g}): training diverged."
         )
         if high_only:
-            evidence.append(
-                f"They are the highest learning rates ({float(stuck_lr.min()):.2g}–"
-                f"{float(stuck_lr.max()):.2g}; the others: {float(other_lr.min()):.2g}–"
-                f"{float(other_lr.max()):.2g})."
-            )
+            evidence.append(highest)
         return StuckCause("learning_rate", " ".join(evidence), _ADVICE["learning_rate"])
     if fit_train is False:
         evidence.append(
@@ -182,11 +185,7 @@ def stuck_cause(
         )
         return StuckCause("labels", " ".join(evidence), _ADVICE["labels"])
     if high_only:
-        evidence.append(
-            f"They are the highest learning rates ({float(stuck_lr.min()):.2g}–"
-            f"{float(stuck_lr.max()):.2g}; the others: {float(other_lr.min()):.2g}–"
-            f"{float(other_lr.max()):.2g})."
-        )
+        evidence.append(highest)
         return StuckCause("learning_rate", " ".join(evidence), _ADVICE["learning_rate"])
     if whole_range:
         return StuckCause("features", " ".join(evidence), _ADVICE["features"])
