@@ -14,7 +14,11 @@ from pathlib import Path
 
 from overfit_search.argtypes import int_at_least, nonneg_float
 from overfit_search.config.schema import DataConfig
-from overfit_search.data.check import DataReport, Thresholds, check_data, format_report
+from overfit_search.data.check import (
+    Thresholds,
+    check_data,
+    format_report,
+)
 from overfit_search.errors import ConfigError, DataError
 
 DIRECTORY_IMAGE_SIZE = 64
@@ -157,27 +161,6 @@ def data_config(target: str | Path, image_size: int | None = None) -> tuple[Data
     return cfg, (
         f"{path}: {where} ({cfg.split} split, validation_fraction {cfg.validation_fraction:g}, "
         f"seed {cfg.seed}, {cfg.image_size} px)"
-    )
-
-
-def leak_warning(report: DataReport) -> str | None:
-    """The one-line warning ``run`` logs when too many validation images leak, else None.
-
-    Args:
-        report: The report of :func:`overfit_search.data.check.check_data`.
-
-    Returns:
-        The warning when more than ``thresholds.max_leak_fraction`` (1% by default) of the
-        validation images have a near-duplicate in training; ``None`` otherwise.
-    """
-    if not report.leaks:
-        return None
-    pct = 100 * report.duplicate_fraction
-    return (
-        f"data: {report.duplicates_across_split} of {report.validation_images} validation "
-        f"images ({pct:.1f}%) have a near-duplicate in training (more than "
-        f"{100 * report.thresholds.max_leak_fraction:g}%): validation loss will look better "
-        "than it is; `overfit-search check-data` on this sweep lists examples"
     )
 
 

@@ -210,7 +210,7 @@ def export(source: Source, output: Path, fmt: str = "keras") -> dict[str, Any]:
     Raises:
         ConfigError: The trial's weights were not kept (only the top ``keep_best_weights``).
     """
-    from overfit_search.results.exports import BEST_WEIGHTS
+    from overfit_search.layout import BEST_WEIGHTS
     from overfit_search.training import final
 
     assert source.out is not None and source.trial is not None

@@ -670,3 +670,24 @@ def format_report(report: DataReport) -> str:
     else:
         lines.append("no problems found")
     return "\n".join(lines)
+
+
+def leak_warning(report: DataReport) -> str | None:
+    """The one-line warning ``run`` logs when too many validation images leak, else None.
+
+    Args:
+        report: The report of :func:`overfit_search.data.check.check_data`.
+
+    Returns:
+        The warning when more than ``thresholds.max_leak_fraction`` (1% by default) of the
+        validation images have a near-duplicate in training; ``None`` otherwise.
+    """
+    if not report.leaks:
+        return None
+    pct = 100 * report.duplicate_fraction
+    return (
+        f"data: {report.duplicates_across_split} of {report.validation_images} validation "
+        f"images ({pct:.1f}%) have a near-duplicate in training (more than "
+        f"{100 * report.thresholds.max_leak_fraction:g}%): validation loss will look better "
+        "than it is; `overfit-search check-data` on this sweep lists examples"
+    )

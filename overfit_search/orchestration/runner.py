@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from overfit_search.config import Sweep, load_sweep
 from overfit_search.data.dataset import ImageData
 from overfit_search.errors import ConfigError, FatalError
+from overfit_search.layout import CHECKPOINT_GLOB
 from overfit_search.orchestration.progress import SweepProgress
 from overfit_search.pruning import OverfitJudge, make_budget, make_rule
 from overfit_search.results.exports import BestChoice, clear_results, write_exports
@@ -75,8 +76,7 @@ def _check_data(data: ImageData, out: Path) -> None:
     """The check-data checks before the first trial: warn, never block (check_data.json)."""
     import json
 
-    from overfit_search.check_data import leak_warning
-    from overfit_search.data.check import check_data
+    from overfit_search.data.check import check_data, leak_warning
 
     try:
         report = check_data(data)
@@ -245,7 +245,7 @@ def _drop_checkpoints(study: optuna.Study, out: Path) -> None:
             t.user_attrs.get("fail_reason") == "interrupted" and t.number not in rerun
         )
         if not keep:  # training.trial.CHECKPOINT_GLOB (that module imports Keras)
-            for path in (out / "trials" / str(t.number)).glob("checkpoint-*.weights.h5"):
+            for path in (out / "trials" / str(t.number)).glob(CHECKPOINT_GLOB):
                 path.unlink(missing_ok=True)
 
 

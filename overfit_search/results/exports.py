@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from overfit_search.config.schema import KNOBS, Sweep
 from overfit_search.errors import ConfigError, FatalError
+from overfit_search.layout import BEST_WEIGHTS, HISTORY_FILE
 from overfit_search.results.storage import open_storage
 from overfit_search.search_space import (
     PINNED_ATTR,
@@ -26,8 +27,6 @@ from overfit_search.search_space import (
     trial_values,
     two_phase,
 )
-
-BEST_WEIGHTS = "best.weights.h5"
 
 
 @dataclass(frozen=True)
@@ -161,7 +160,7 @@ def histories_frame(trials_dir: Path) -> pd.DataFrame:
     frames = []
     if trials_dir.is_dir():
         for folder in sorted(trials_dir.iterdir(), key=lambda p: (len(p.name), p.name)):
-            path = folder / "history.csv"
+            path = folder / HISTORY_FILE
             if folder.name.isdigit() and path.exists() and path.stat().st_size:
                 frame = pd.read_csv(path)
                 frame.insert(0, "trial", int(folder.name))

@@ -16,6 +16,13 @@ import numpy as np
 from overfit_search.config.schema import Sweep, TrainConfig
 from overfit_search.data.dataset import ImageData
 from overfit_search.errors import TrialError
+from overfit_search.layout import (
+    BEST_WEIGHTS,
+    HISTORY_COLUMNS,
+    HISTORY_FILE,
+    checkpoint_path,
+    checkpoints,
+)
 from overfit_search.models.backbones import freeze, freeze_for_trial
 from overfit_search.models.build import build_model, make_optimizer
 from overfit_search.search_space import two_phase
@@ -30,42 +37,7 @@ from overfit_search.training.precision import dtype_policy
 
 Reporter = Callable[[dict[str, Any]], None]
 
-HISTORY_COLUMNS = (
-    "epoch",
-    "val_loss",
-    "train_eval_loss",
-    "gap",
-    "val_accuracy",
-    "train_eval_accuracy",
-    "keras_loss",
-    "keras_val_loss",
-    "keras_accuracy",
-    "epoch_seconds",
-)
-BEST_WEIGHTS = "best.weights.h5"
-CHECKPOINT = "checkpoint-{epoch}.weights.h5"
-"""The weights after epoch ``epoch``, kept while a trial runs (deleted when it ends).
-
-Named by its epoch so a resume never pairs a checkpoint with the wrong history: each epoch
-writes its checkpoint, then its history.csv row, then deletes the previous checkpoint, so a
-kill at any point leaves a checkpoint whose epoch has a history row."""
-CHECKPOINT_GLOB = "checkpoint-*.weights.h5"
 CHECKPOINT_TMP = "checkpoint.tmp.weights.h5"
-
-
-def checkpoint_path(trial_dir: Path, epoch: int) -> Path:
-    """Where the weights after ``epoch`` are kept while the trial runs."""
-    return trial_dir / CHECKPOINT.format(epoch=epoch)
-
-
-def checkpoints(trial_dir: Path) -> dict[int, Path]:
-    """A trial folder's epoch checkpoints, by epoch."""
-    found = {}
-    for path in trial_dir.glob(CHECKPOINT_GLOB):
-        epoch = path.name.removeprefix("checkpoint-").removesuffix(".weights.h5")
-        if epoch.isdigit():
-            found[int(epoch)] = path
-    return found
 
 
 class TrialStopped(Exception):  # noqa: N818  (a request, not an error)
@@ -176,7 +148,7 @@ class _EpochReporter(keras.callbacks.Callback):  # type: ignore[misc]
 
 
 def _append_history(trial_dir: Path, row: dict[str, Any]) -> None:
-    path = trial_dir / "history.csv"
+    path = trial_dir / HISTORY_FILE
     new = not path.exists()
     with path.open("a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS)
@@ -260,7 +232,7 @@ def run_trial(
     """
     trial_dir.mkdir(parents=True, exist_ok=True)
     for stale in (
-        trial_dir / "history.csv",
+        trial_dir / HISTORY_FILE,
         trial_dir / BEST_WEIGHTS,
         *_checkpoint_files(trial_dir),
     ):
@@ -422,7 +394,7 @@ def resumable(folder: Path | None, max_epochs: int) -> tuple[list[dict[str, Any]
     if folder is None:
         return [], None
     try:
-        with (folder / "history.csv").open(newline="") as fh:
+        with (folder / HISTORY_FILE).open(newline="") as fh:
             rows = [
                 {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
                 for row in csv.DictReader(fh)

@@ -23,6 +23,7 @@ from overfit_search.data.check import (
     find_near_duplicates,
     format_report,
     hamming_candidates,
+    leak_warning,
 )
 from overfit_search.data.digits import digits_images
 from overfit_search.errors import DataError, OverfitSearchError
@@ -134,7 +135,7 @@ def test_distinct_pictures_have_no_duplicates(tmp_path: Path) -> None:
     assert report.duplicate_examples == []
     assert report.classes == {n: {"train": 10, "validation": 4} for n in "abc"}
     assert report.warnings == []
-    assert cmd.leak_warning(report) is None
+    assert leak_warning(report) is None
 
 
 @pytest.mark.parametrize("name", list(PLANTED))
@@ -164,7 +165,7 @@ def test_many_planted_duplicates_warn_of_leakage_and_label_conflicts(tmp_path: P
     assert report.duplicates_across_split == len(PLANTED)
     assert report.label_conflicts == 1
     assert len(report.duplicate_examples) == 3
-    warning = cmd.leak_warning(report)
+    warning = leak_warning(report)
     assert warning is not None
     assert f"{len(PLANTED)} of {report.validation_images} validation images" in warning
     assert any(w.startswith("leakage:") for w in report.warnings)
@@ -186,7 +187,7 @@ def test_full_digits_split_reports_almost_no_duplicates() -> None:
     assert report.validation_images == 359
     assert report.duplicates_across_split <= 3
     assert report.label_conflicts == 0
-    assert cmd.leak_warning(report) is None
+    assert leak_warning(report) is None
     assert {p.train_label for p in report.duplicate_examples} <= {"1"}
 
 

@@ -152,7 +152,7 @@ def digits_exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     import keras
 
     from overfit_search import reuse
-    from overfit_search.results.exports import BEST_WEIGHTS
+    from overfit_search.layout import BEST_WEIGHTS
     from overfit_search.training.final import load_trial_weights
 
     if keras.config.backend() != "tensorflow":
@@ -233,8 +233,8 @@ def test_mobilenetv2_fixture_exports_load_without_the_package(tmp_path: Path) ->
 
     from overfit_search.config import sweep_from_dict
     from overfit_search.data import load_data
+    from overfit_search.layout import BEST_WEIGHTS
     from overfit_search.models.build import inference_model
-    from overfit_search.results.exports import BEST_WEIGHTS
     from overfit_search.training.final import load_trial_weights, write_model
     from overfit_search.training.trial import run_trial
 

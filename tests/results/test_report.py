@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from overfit_search.cli import main
 from overfit_search.config import sweep_from_dict
 from overfit_search.errors import ConfigError
+from overfit_search.layout import HISTORY_COLUMNS
 from overfit_search.results import figures
 from overfit_search.results.exports import histories_frame, trials_frame
 from overfit_search.results.report import improvement, split_counts, write_report
@@ -27,18 +28,6 @@ from overfit_search.results.report import improvement, split_counts, write_repor
 EVIL = "<script>alert(1)</script>"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 BUNDLE_MARKER = "* plotly.js v"
-HISTORY_COLUMNS = (  # overfit_search.training.trial.HISTORY_COLUMNS (that module imports Keras)
-    "epoch",
-    "val_loss",
-    "train_eval_loss",
-    "gap",
-    "val_accuracy",
-    "train_eval_accuracy",
-    "keras_loss",
-    "keras_val_loss",
-    "keras_accuracy",
-    "epoch_seconds",
-)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
