@@ -26,6 +26,7 @@ from overfit_search.data.dataset import ImageData
 from overfit_search.errors import ConfigError, FatalError
 from overfit_search.layout import CHECKPOINT_GLOB
 from overfit_search.orchestration.progress import SweepProgress
+from overfit_search.orchestration.samplers import make_sampler
 from overfit_search.pruning import OverfitJudge, make_budget, make_rule
 from overfit_search.results.exports import BestChoice, clear_results, write_exports
 from overfit_search.results.storage import open_storage
@@ -106,26 +107,6 @@ def write_review(study: optuna.Study, out: Path) -> None:
 def storage_url(sweep: Sweep, out: Path) -> str:
     """The study's storage URL: ``study.storage`` or SQLite in the output directory."""
     return sweep.study.storage or f"sqlite:///{out / 'study.db'}"
-
-
-def make_sampler(sweep: Sweep) -> optuna.samplers.BaseSampler:
-    """The sweep's seeded Optuna sampler."""
-    s = sweep.study
-    if s.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=s.seed)
-    if s.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=s.seed)
-    if s.sampler == "gp":
-        try:
-            return optuna.samplers.GPSampler(seed=s.seed, n_startup_trials=s.n_startup_trials)
-        except ImportError as exc:
-            raise ConfigError(f"study.sampler: gp needs PyTorch ({exc})") from None
-    return optuna.samplers.TPESampler(
-        seed=s.seed,
-        n_startup_trials=s.n_startup_trials,
-        multivariate=True,
-        constant_liar=True,  # parallel trials do not all propose the same point
-    )
 
 
 def _existing_study(url: str, name: str) -> bool:
@@ -411,7 +392,7 @@ def _run_locked(
     study = optuna.create_study(
         study_name=sweep.name,
         storage=storage,
-        sampler=make_sampler(sweep),
+        sampler=make_sampler(sweep.study),
         directions=list(directions(sweep.objective.mode)),
         load_if_exists=True,
     )
