@@ -177,3 +177,12 @@ def test_mixed_precision_reaches_every_backbone_and_keeps_its_weights(
     for before, after in zip(saved.get_weights(), mixed.get_weights(), strict=True):
         assert after.dtype == before.dtype == np.float32  # variables stay float32
         np.testing.assert_array_equal(before, after)  # the pretrained weights are kept
+
+
+def test_every_backbone_scheme_the_schema_accepts_has_a_builder() -> None:
+    """models.catalog.SCHEMES (what config/ accepts, without Keras) and backbones.BACKBONES
+    (what models/ builds) name the same sources."""
+    from overfit_search.models.backbones import BACKBONES
+    from overfit_search.models.catalog import SCHEMES
+
+    assert {s.rstrip(":") for s in SCHEMES} | {"application"} == set(BACKBONES)
