@@ -113,6 +113,11 @@ def _probe(
 ) -> dict[str, Any]:
     """Run a probe module in a fresh process on two CPU devices; its ``PROBE {json}`` line."""
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # The CPUs stand in for GPUs. On CPUs with AVX-512 TensorFlow runs oneDNN kernels, whose
+    # convolution rejects the empty per-replica batch MirroredStrategy gives the second device
+    # when the last batch holds one image ("input depth must be evenly divisible by filter
+    # depth: 3 vs 16"); GPUs run cuDNN, not oneDNN, so the stand-ins use TensorFlow's own kernels.
+    env["TF_ENABLE_ONEDNN_OPTS"] = "0"
     if backend == "jax":
         env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
     done = subprocess.run(
