@@ -31,10 +31,10 @@ def test_tiny_run_reports_every_part_and_ends_with_the_summary(tmp_path: Path) -
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert lines == [json.loads(line) for line in (tmp_path / "gpu.jsonl").read_text().splitlines()]
-    assert lines[0]["part"] == "setup" and lines[0]["tiny"] is True
+    assert lines[0]["part"] == "setup" and lines[0]["tiny"] is True, done.stdout[-3000:]
     assert lines[-1]["part"] == "summary" and [x["part"] for x in lines].count("summary") == 1
     summary = lines[-1]
-    assert summary["failed"] == {}
+    assert summary["failed"] == {}, done.stdout[-3000:]
     assert set(summary["ratios"]) == {"a trainer/bare", "c mixed/float32", "d trials"}
     assert all(v > 0 for v in summary["ratios"].values())
     assert summary["ratios"]["d trials"] >= 8
