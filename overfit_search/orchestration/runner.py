@@ -225,7 +225,7 @@ def _drop_checkpoints(study: optuna.Study, out: Path) -> None:
         keep = t.state == TrialState.RUNNING or (
             t.user_attrs.get("fail_reason") == "interrupted" and t.number not in rerun
         )
-        if not keep:  # training.trial.CHECKPOINT_GLOB (that module imports Keras)
+        if not keep:
             for path in (out / "trials" / str(t.number)).glob(CHECKPOINT_GLOB):
                 path.unlink(missing_ok=True)
 
