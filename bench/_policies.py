@@ -141,7 +141,7 @@ class OptunaPruner:
         return stopped
 
 
-class OptunaMedian:
+class OptunaMedian(OptunaPruner):
     """Optuna's ``MedianPruner`` as the Keras pruning callback drives it.
 
     Each trial is an ``ask()``-ed trial of an in-memory study; after every epoch the callback
@@ -156,44 +156,13 @@ class OptunaMedian:
         seed: Seed of the study's (unused) ``RandomSampler``.
     """
 
-    name = "median"
-
     def __init__(self, n_startup_trials: int = 5, n_warmup_steps: int = 2, seed: int = 0) -> None:
         import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self._optuna = optuna
-        self.study = optuna.create_study(
-            direction="minimize",
-            sampler=optuna.samplers.RandomSampler(seed=seed),
-            pruner=optuna.pruners.MedianPruner(
-                n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps
-            ),
+        pruner = optuna.pruners.MedianPruner(
+            n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps
         )
-        self._trials: dict[str, Any] = {}
-        self._best: dict[str, float] = {}
-
-    def start(self, key: str) -> None:
-        """``study.ask()`` a trial for this configuration."""
-        self._trials[key] = self.study.ask()
-        self._best[key] = math.inf
-
-    def observe(self, key: str, epoch: int, val_loss: float, train_eval_loss: float) -> bool:
-        """Report the epoch's val loss and ask the pruner."""
-        trial = self._trials[key]
-        self._best[key] = min(self._best[key], val_loss)
-        trial.report(float(val_loss), step=epoch - 1)
-        return bool(trial.should_prune())
-
-    def end(self, key: str, stopped: bool) -> bool:
-        """Tell the study PRUNED (stopped) or COMPLETE with the best val loss."""
-        state = self._optuna.trial.TrialState
-        trial = self._trials.pop(key)
-        if stopped:
-            self.study.tell(trial, state=state.PRUNED)
-        else:
-            self.study.tell(trial, self._best[key])
-        return stopped
+        super().__init__("median", pruner, seed)
 
 
 @dataclass
