@@ -1,4 +1,5 @@
-"""What a trial folder (``trials/<number>/``) holds: file names and the history's columns.
+"""What a trial folder (``trials/<number>/``) holds: file names and the history's columns;
+and the results files written by one module and read by another.
 
 One place for the names the trainer writes and the results, runner and reuse code read, so
 no module keeps its own copy and none has to import the Keras-importing trainer to learn them.
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+CHECK_MODEL_FILE = "check_model.json"
+"""The setup check's probe table and verdict, in the results directory."""
 HISTORY_FILE = "history.csv"
 """One row per epoch, :data:`HISTORY_COLUMNS`."""
 HISTORY_COLUMNS = (

@@ -24,12 +24,13 @@ import yaml
 from overfit_search.config import Sweep
 from overfit_search.data.dataset import ImageData
 from overfit_search.errors import ConfigError
+from overfit_search.layout import CHECK_MODEL_FILE
 from overfit_search.models.flips import FlipVerdict
 from overfit_search.models.probe import ProbeResult, flip_note, probe_sample
 
 logger = logging.getLogger(__name__)
 
-CHECK_FILE = "check_model.json"
+CHECK_FILE = CHECK_MODEL_FILE
 """The setup check's table and verdict, in the results directory."""
 STUDY_ATTR = "setup_check"
 """Study user attribute: the chosen convention, how it was decided, the verdict and seconds."""

@@ -22,6 +22,7 @@ import pandas as pd
 from overfit_search.config import load_sweep
 from overfit_search.config.schema import Sweep
 from overfit_search.errors import ConfigError, FatalError
+from overfit_search.layout import CHECK_MODEL_FILE
 from overfit_search.results import figures
 from overfit_search.results.exports import (
     BestChoice,
@@ -326,8 +327,26 @@ def chance_note(r: Results, probe: Mapping[str, Any] | None = None) -> str | Non
         )
     assert r.split is not None  # at_chance found classes in it
     classes = int(r.split["label"].nunique())
+    if probe is None:
+        probe = _probe_evidence(r.out / CHECK_MODEL_FILE)
     cause = stuck_cause(r.trials, r.histories, stuck, classes, bar, probe)
     return f"{note} {cause.sentence()}"
+
+
+def _probe_evidence(path: Path) -> dict[str, Any] | None:
+    """What the setup check's check_model.json says, in ``stuck_cause``'s terms, or None."""
+    doc = _read_check(path)
+    if not isinstance(doc, dict) or not doc.get("rows"):
+        return None
+    try:
+        return {
+            "passed": bool(doc["passed"]),
+            "accuracy": max(float(row["val_accuracy"]) for row in doc["rows"]),
+            "chance": float(doc["chance"]),
+            "preprocess": doc.get("chosen", "?"),
+        }
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _warnings(r: Results, counts: dict[str, int]) -> str:

@@ -448,6 +448,21 @@ def test_report_names_trials_stuck_at_chance_and_their_learning_rates(tmp_path: 
     page = _page(out)
     assert "do not fit even their own training images" in page
     assert "overfit-search check-model" in page
+    assert "linear probe" not in page  # no setup check ran
+    # The setup check's failed probe (check_model.json) is evidence too.
+    check = {
+        "rows": [
+            {"convention": "tf", "val_accuracy": 0.27},
+            {"convention": "unit", "val_accuracy": 0.3},
+        ],
+        "chosen": "tf",
+        "chance": 0.25,
+        "passed": False,
+    }
+    (out / "check_model.json").write_text(json.dumps(check))
+    page = _page(out)
+    assert "features reached validation accuracy 0.30" in page  # the page escapes the ' before it
+    assert "against chance 0.25 (preprocess tf)" in page
 
 
 @pytest.mark.parametrize("stuck", [False, True])
