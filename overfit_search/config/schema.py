@@ -438,6 +438,16 @@ class ResourcesConfig(_Section):
     max_concurrent: Annotated[int, Field(ge=1)] | None = None
     ray_address: str | None = None
 
+    @field_validator("ray_address")
+    @classmethod
+    def _not_ray_client(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("ray://"):
+            raise ValueError(
+                "Ray Client (ray://) is not supported: the driver writes the results folder, so "
+                "run overfit-search on a node of the cluster with host:port or auto"
+            )
+        return value
+
     @field_validator("gpus_per_trial")
     @classmethod
     def _whole_above_one(cls, value: float) -> float:

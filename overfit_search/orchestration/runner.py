@@ -493,6 +493,11 @@ def _first_fail_reason(study: optuna.Study) -> str:
     return "unknown"
 
 
+def _address(sweep: Sweep) -> str | None:
+    """The Ray cluster the sweep attaches to (``resources.ray_address`` or ``RAY_ADDRESS``)."""
+    return sweep.resources.ray_address or os.environ.get("RAY_ADDRESS") or None
+
+
 def _ray_init(sweep: Sweep) -> bool:
     """Start (or join) Ray; return True when this call started it."""
     import ray
@@ -513,7 +518,9 @@ def _ray_init(sweep: Sweep) -> bool:
     for key in (*passed, "TFHUB_CACHE_DIR", "TF_CPP_MIN_LOG_LEVEL"):
         if key in os.environ:
             env[key] = os.environ[key]
-    address = sweep.resources.ray_address or "local"  # never attach to a stale `ray start`
+    # Only an address the user gave (the sweep, or RAY_ADDRESS as Ray's own tools read it):
+    # never attach on a guess to a stale `ray start` left on this machine.
+    address = _address(sweep) or "local"
     kwargs: dict[str, Any] = {
         "address": address,
         "include_dashboard": False,
@@ -524,7 +531,8 @@ def _ray_init(sweep: Sweep) -> bool:
     try:
         ray.init(**kwargs)
     except ConnectionError as exc:
-        raise ConfigError(f"resources.ray_address: cannot connect to {address}: {exc}") from None
+        setting = "resources.ray_address" if sweep.resources.ray_address else "RAY_ADDRESS"
+        raise ConfigError(f"{setting}: cannot connect to {address}: {exc}") from None
     return True
 
 
@@ -562,6 +570,7 @@ def _run_tune(
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
 
+    from overfit_search.orchestration.relay import needs_sink, start_sink, write_token
     from overfit_search.orchestration.searcher import OverfitOptunaSearch
     from overfit_search.orchestration.stopper import OverfitStopper
     from overfit_search.orchestration.trainable import train_trial
@@ -591,9 +600,15 @@ def _run_tune(
             grace_period=sched.grace_period,
             reduction_factor=sched.reduction_factor,
         )
+    token = write_token(out)
+    sink = start_sink(out, token) if needs_sink(_address(sweep)) else None
     trainable = tune.with_resources(
         tune.with_parameters(
-            train_trial, data=data, sweep_json=sweep.model_dump(mode="json"), output=str(out)
+            train_trial,
+            data=data,
+            sweep_json=sweep.model_dump(mode="json"),
+            output=str(out),
+            token=token if sink is not None else None,
         ),
         {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial},
     )

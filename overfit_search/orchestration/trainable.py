@@ -18,6 +18,7 @@ from ray import tune
 
 from overfit_search.config.schema import Sweep
 from overfit_search.data.dataset import ImageData
+from overfit_search.orchestration.relay import TrialFolder
 from overfit_search.orchestration.searcher import CRASH_REASON_FILE, RESUME_KEY, TRIAL_NUMBER_KEY
 from overfit_search.search_space import trial_seed
 
@@ -69,6 +70,8 @@ class HangWatchdog:
         trial_timeout: ``train.trial_timeout`` in seconds.
         end_process: Called with :data:`HANG_EXIT_CODE` to end the process (``os._exit``:
             no cleanup, since a hung thread could block it).
+        before_exit: Called after the reason is written, before the process ends (sends the
+            trial's files to a driver on another machine).
     """
 
     def __init__(
@@ -76,8 +79,10 @@ class HangWatchdog:
         trial_dir: Path,
         trial_timeout: float,
         end_process: Callable[[int], object] = os._exit,
+        before_exit: Callable[[], object] | None = None,
     ) -> None:
         self.trial_dir = trial_dir
+        self._before_exit = before_exit
         self.trial_timeout = trial_timeout
         self.deadline = hang_deadline(trial_timeout)
         self._end_process = end_process
@@ -115,6 +120,8 @@ class HangWatchdog:
                 fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {reason}\n")
             with (self.trial_dir / "traceback.txt").open("w") as fh:
                 faulthandler.dump_traceback(fh, all_threads=True)
+            if self._before_exit is not None:  # the reason reaches a driver elsewhere
+                self._before_exit()
         finally:
             self._end_process(HANG_EXIT_CODE)
 
@@ -132,13 +139,21 @@ def _stop_requested() -> bool:
 
 
 def train_trial(
-    config: dict[str, Any], data: ImageData, sweep_json: dict[str, Any], output: str
+    config: dict[str, Any],
+    data: ImageData,
+    sweep_json: dict[str, Any],
+    output: str,
+    token: str | None = None,
 ) -> None:
     """Run one trial and report every epoch to Ray Tune.
 
     A trial that raises reports one last result with a ``failed`` reason (and its traceback
     is kept in ``trials/<number>/traceback.txt``) instead of crashing the Ray trial, so the
     reason reaches the study. Ray's own stop request (``SystemExit``) passes through.
+
+    ``token``: the sweep's :mod:`~overfit_search.orchestration.relay` token. With it, a
+    worker that does not see the driver's ``output`` folder (another machine of a cluster
+    without a shared filesystem) writes a scratch folder and sends its files to the driver.
     """
     from overfit_search.training.trial import TrialStopped, run_trial  # Keras: worker only
 
@@ -146,29 +161,45 @@ def train_trial(
     number = int(params.pop(TRIAL_NUMBER_KEY))
     resume_from = params.pop(RESUME_KEY, None)
     sweep = Sweep.model_validate(sweep_json)
-    trial_dir = Path(output) / "trials" / str(number)
+    folder = TrialFolder(output, token, number) if token else None
+    trial_dir = folder.path if folder else Path(output) / "trials" / str(number)
     trial_dir.mkdir(parents=True, exist_ok=True)
     (trial_dir / "traceback.txt").unlink(missing_ok=True)
     (trial_dir / CRASH_REASON_FILE).unlink(missing_ok=True)
     import ray
 
-    with (trial_dir / "trial.log").open("a") as fh:  # the resources Ray gave this trial
-        gpus = ray.get_gpu_ids()
-        fh.write(f"ray resources: GPU ids {gpus}, CUDA_VISIBLE_DEVICES "
-                 f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}\n")  # fmt: skip
+    with (trial_dir / "trial.log").open("a") as fh:  # where Ray ran this trial, and on what
+        node = ray.get_runtime_context().get_node_id()
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        fh.write(
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')} ray resources: node {node}, {where(folder)}, "
+            f"GPU ids {ray.get_gpu_ids()}, CUDA_VISIBLE_DEVICES {visible!r}\n"
+        )
+
+    def sync() -> None:
+        if folder:
+            folder.sync()
+
     last_epoch = 0
 
     def report(row: dict[str, Any]) -> None:
         nonlocal last_epoch
         last_epoch = int(row["epoch"])
+        sync()  # the driver has this epoch's files before it sees the epoch
         tune.report(dict(row))
 
     # A re-run of an interrupted trial keeps that trial's seed: the same configuration again.
     seed = trial_seed(sweep, number if resume_from is None else int(resume_from))
     timeout = sweep.train.trial_timeout
     try:
-        earlier = None if resume_from is None else trial_dir.parent / str(resume_from)
-        with HangWatchdog(trial_dir, timeout) if timeout else contextlib.nullcontext():
+        earlier = None
+        if resume_from is not None:
+            earlier = (
+                folder.earlier(int(resume_from)) if folder else trial_dir.parent / str(resume_from)
+            )
+        last_words = (lambda: folder.sync(timeout=10.0)) if folder else None
+        watchdog = HangWatchdog(trial_dir, timeout, before_exit=last_words) if timeout else None
+        with watchdog or contextlib.nullcontext():
             run_trial(
                 sweep,
                 params,
@@ -185,6 +216,17 @@ def train_trial(
         (trial_dir / "traceback.txt").write_text(traceback.format_exc())
         reason = failure_reason(exc)
         nan = math.nan
+        sync()
         tune.report(
             {"epoch": last_epoch + 1, "val_loss": nan, "train_eval_loss": nan, "failed": reason}
         )
+    finally:
+        if folder:
+            folder.close()
+
+
+def where(folder: TrialFolder | None) -> str:
+    """How the trial's folder reaches the results (trial.log says it)."""
+    if folder is None or folder.shared:
+        return "writing the results folder"
+    return f"no shared filesystem: writing {folder.path}, sent to the driver"

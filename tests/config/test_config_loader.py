@@ -36,6 +36,10 @@ def test_minimal_sweep_gets_defaults(write_sweep: Any) -> None:
             r"search\.dropuot: unknown setting; did you mean 'dropout'\?",
         ),
         (
+            {"resources": {"ray_address": "ray://head:10001"}},
+            r"resources\.ray_address: Ray Client \(ray://\) is not supported",
+        ),
+        (
             {"search": {"l2": {"low": 0, "high": 0.1, "log": True}}},
             r"search\.l2: a log range needs low > 0",
         ),
