@@ -18,7 +18,8 @@ from ray import tune
 
 from overfit_search.config.schema import Sweep
 from overfit_search.data.dataset import ImageData
-from overfit_search.orchestration.searcher import CRASH_REASON_FILE, RESUME_KEY, TRIAL_NUMBER_KEY
+from overfit_search.layout import CRASH_REASON_FILE, ResultKey
+from overfit_search.orchestration.searcher import RESUME_KEY, TRIAL_NUMBER_KEY
 from overfit_search.search_space import trial_seed
 
 _OOM = ("ResourceExhaustedError", "MemoryError", "OutOfMemoryError", "XlaRuntimeError")
@@ -160,7 +161,7 @@ def train_trial(
 
     def report(row: dict[str, Any]) -> None:
         nonlocal last_epoch
-        last_epoch = int(row["epoch"])
+        last_epoch = int(row[ResultKey.EPOCH])
         tune.report(dict(row))
 
     # A re-run of an interrupted trial keeps that trial's seed: the same configuration again.
@@ -186,5 +187,10 @@ def train_trial(
         reason = failure_reason(exc)
         nan = math.nan
         tune.report(
-            {"epoch": last_epoch + 1, "val_loss": nan, "train_eval_loss": nan, "failed": reason}
+            {
+                ResultKey.EPOCH: last_epoch + 1,
+                ResultKey.VAL_LOSS: nan,
+                ResultKey.TRAIN_EVAL_LOSS: nan,
+                ResultKey.FAILED: reason,
+            }
         )

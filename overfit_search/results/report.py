@@ -22,7 +22,7 @@ import pandas as pd
 from overfit_search.config import load_sweep
 from overfit_search.config.schema import Sweep
 from overfit_search.errors import ConfigError, FatalError
-from overfit_search.layout import CHECK_MODEL_FILE
+from overfit_search.layout import CHECK_MODEL_FILE, StudyAttr, TrialAttr
 from overfit_search.results import figures
 from overfit_search.results.exports import (
     BestChoice,
@@ -217,19 +217,23 @@ def state_counts(trials: pd.DataFrame) -> dict[str, int]:
     Returns:
         State -> count (states with no trial left out).
     """
-    if "state" not in trials.columns:
+    if TrialAttr.STATE not in trials.columns:
         return {}
-    found = {str(k): int(v) for k, v in trials["state"].astype(str).value_counts().items()}
+    found = {str(k): int(v) for k, v in trials[TrialAttr.STATE].astype(str).value_counts().items()}
     order = [*figures.STATE_COLOURS, *sorted(set(found) - set(figures.STATE_COLOURS))]
     return {s: int(found[s]) for s in order if s in found}
 
 
 def _epochs_line(r: Results) -> str:
-    ran = r.trials[r.trials["state"] != "WAITING"] if "state" in r.trials.columns else r.trials
-    if "epochs_run" not in ran.columns or ran.empty:
+    ran = (
+        r.trials[r.trials[TrialAttr.STATE] != "WAITING"]
+        if TrialAttr.STATE in r.trials.columns
+        else r.trials
+    )
+    if TrialAttr.EPOCHS_RUN not in ran.columns or ran.empty:
         return "–"
-    total = int(ran["epochs_run"].fillna(0).sum())
-    max_epochs = int(r.study.user_attrs.get("max_epochs") or r.sweep.train.max_epochs)
+    total = int(ran[TrialAttr.EPOCHS_RUN].fillna(0).sum())
+    max_epochs = int(r.study.user_attrs.get(StudyAttr.MAX_EPOCHS) or r.sweep.train.max_epochs)
     possible = len(ran) * max_epochs
     saved = f", {100 * (1 - total / possible):.0f}% saved by stopping" if possible else ""
     return f"{total} of {possible} ({len(ran)} trials × {max_epochs} max_epochs){saved}"
@@ -262,8 +266,8 @@ def _chosen_line(r: Results) -> str:
     if r.choice is None:
         return "none: no trial finished COMPLETE"
     t = r.choice.trial
-    val, gap = t.user_attrs.get("best_val_loss"), t.user_attrs.get("gap")
-    epoch = t.user_attrs.get("best_epoch")
+    val, gap = t.user_attrs.get(TrialAttr.BEST_VAL_LOSS), t.user_attrs.get(TrialAttr.GAP)
+    epoch = t.user_attrs.get(TrialAttr.BEST_EPOCH)
     return (
         f"trial {t.number} ({_e(r.choice.why)}): val_loss {_num(val)} at epoch "
         f"{_num(epoch)}, gap {_num(gap)}"
@@ -272,7 +276,7 @@ def _chosen_line(r: Results) -> str:
 
 def _finished_rows(trials: pd.DataFrame) -> pd.DataFrame:
     """The COMPLETE and PRUNED rows of trials.csv."""
-    return trials[trials["state"].isin(["COMPLETE", "PRUNED"])]
+    return trials[trials[TrialAttr.STATE].isin(["COMPLETE", "PRUNED"])]
 
 
 def at_chance(r: Results) -> tuple[list[int], float] | None:
@@ -289,7 +293,7 @@ def at_chance(r: Results) -> tuple[list[int], float] | None:
     if split is None or "label" not in split.columns or "val_accuracy" not in h.columns:
         return None
     classes = split["label"].nunique()
-    if classes < 2 or "state" not in r.trials.columns:
+    if classes < 2 or TrialAttr.STATE not in r.trials.columns:
         return None
     bar = CHANCE_FACTOR / classes
     best = h.groupby("trial")["val_accuracy"].max()
@@ -375,7 +379,7 @@ def _warnings(r: Results, counts: dict[str, int]) -> str:
 def _header(r: Results) -> str:
     counts = state_counts(r.trials)
     by_state = ", ".join(f"{n} {_e(s)}" for s, n in counts.items()) or "none"
-    stopped = r.trials.get("stopped_early")
+    stopped = r.trials.get(TrialAttr.STOPPED_EARLY)
     early = int(stopped.map(figures.truthy).sum()) if stopped is not None else 0
     rows = [
         ("objective", _objective_line(r.sweep)),
@@ -431,18 +435,20 @@ def _trials_section(r: Results) -> str:
 
 
 def _baseline_row(trials: pd.DataFrame) -> pd.Series | None:
-    if "baseline" not in trials.columns or trials.empty:
+    if TrialAttr.BASELINE not in trials.columns or trials.empty:
         return None
-    rows = trials[trials["baseline"].map(figures.truthy)]
+    rows = trials[trials[TrialAttr.BASELINE].map(figures.truthy)]
     return None if rows.empty else rows.iloc[0]
 
 
 def _finished(row: pd.Series) -> bool:
-    return str(row.get("state")) in ("COMPLETE", "PRUNED") and not pd.isna(row.get("best_val_loss"))
+    return str(row.get(TrialAttr.STATE)) in ("COMPLETE", "PRUNED") and not pd.isna(
+        row.get(TrialAttr.BEST_VAL_LOSS)
+    )
 
 
 def _reason(row: pd.Series) -> str:
-    reason = row.get("stop_reason")
+    reason = row.get(TrialAttr.STOP_REASON)
     return "no reason recorded" if reason is None or pd.isna(reason) else str(reason)
 
 
@@ -480,10 +486,12 @@ def _baseline_section(r: Results) -> str:
     w = win.iloc[0]
     rows = [
         ("trials", f"baseline {int(base['number'])} → chosen {int(w['number'])}"),
-        _change_row("val_loss", float(base["best_val_loss"]), float(w["best_val_loss"])),
+        _change_row(
+            "val_loss", float(base[TrialAttr.BEST_VAL_LOSS]), float(w[TrialAttr.BEST_VAL_LOSS])
+        ),
     ]
-    if not (pd.isna(base.get("gap")) or pd.isna(w.get("gap"))):
-        rows.append(_change_row("gap", float(base["gap"]), float(w["gap"])))
+    if not (pd.isna(base.get(TrialAttr.GAP)) or pd.isna(w.get(TrialAttr.GAP))):
+        rows.append(_change_row("gap", float(base[TrialAttr.GAP]), float(w[TrialAttr.GAP])))
     note = '<p class="note">Negative changes are improvements (both are minimized).</p>'
     return _section("baseline", "Improvement over the baseline", _facts(rows), note)
 
