@@ -25,6 +25,7 @@ from overfit_search.config import Sweep, load_sweep
 from overfit_search.data.dataset import ImageData
 from overfit_search.errors import ConfigError, FatalError
 from overfit_search.layout import CHECKPOINT_GLOB, ResultKey, StudyAttr, TrialAttr
+from overfit_search.orchestration import compat
 from overfit_search.orchestration.progress import SweepProgress
 from overfit_search.orchestration.samplers import make_sampler
 from overfit_search.pruning import OverfitJudge, make_budget, make_rule
@@ -159,8 +160,8 @@ def _fail_unfinished(study: optuna.Study, numbers: set[int] | None, reason: str)
     for t in study.get_trials(deepcopy=False, states=[TrialState.RUNNING]):
         if numbers is not None and t.number not in numbers:
             continue
-        study._storage.set_trial_user_attr(t._trial_id, TrialAttr.FAIL_REASON, reason)
-        study._storage.set_trial_user_attr(t._trial_id, TrialAttr.STATE, "FAIL")
+        compat.set_trial_user_attr(study, t, TrialAttr.FAIL_REASON, reason)
+        compat.set_trial_user_attr(study, t, TrialAttr.STATE, "FAIL")
         study.tell(t.number, state=TrialState.FAIL)
         count += 1
     return count
@@ -633,7 +634,7 @@ def _run_tune(
 
     for sig in previous:
         signal.signal(sig, on_signal)
-    storage = getattr(study._storage, "_backend", study._storage)  # Optuna wraps RDB in a cache
+    storage = compat.backend_storage(study)  # Optuna wraps RDB in a cache
     try:
         with tracker, _Heartbeat(storage, searcher.running_storage_ids):
             tuner.fit()

@@ -25,6 +25,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from overfit_search.config.schema import Sweep
 from overfit_search.layout import CRASH_REASON_FILE, ConfigKey, ResultKey, TrialAttr
+from overfit_search.orchestration import compat
 from overfit_search.orchestration.progress import SweepProgress
 from overfit_search.pruning import Outcome, OverfitJudge
 from overfit_search.scoring import is_feasible, objective_values
@@ -71,7 +72,7 @@ class OverfitOptunaSearch(OptunaSearch):
             mode=["min", "min"] if multi else "min",
             sampler=study.sampler,
             study_name=study.study_name,
-            storage=study._storage,
+            storage=compat.storage(study),
         )
         self._fixed = dict(fixed)
         self._judge = judge
@@ -87,7 +88,7 @@ class OverfitOptunaSearch(OptunaSearch):
 
     @property
     def _study(self) -> optuna.Study:
-        study = self._ot_study
+        study = compat.searcher_study(self)
         assert study is not None, "the parent sets up the study in __init__"
         return study
 
@@ -97,12 +98,12 @@ class OverfitOptunaSearch(OptunaSearch):
         params = super().suggest(trial_id)
         if params is None:
             return None
-        ot_trial = self._ot_trials[trial_id]
+        ot_trial = compat.searcher_trials(self)[trial_id]
         self._numbers[trial_id] = ot_trial.number
         ot_trial.set_user_attr(TrialAttr.RAY_TRIAL_ID, trial_id)
-        storage = getattr(self._study._storage, "_backend", self._study._storage)
+        storage = compat.backend_storage(self._study)
         if isinstance(storage, optuna.storages.RDBStorage) and storage.heartbeat_interval:
-            storage.record_heartbeat(ot_trial._trial_id)  # alive from the start
+            storage.record_heartbeat(compat.trial_id(ot_trial))  # alive from the start
         if self._progress is not None:
             self._progress.trial_started(ot_trial.number)
         config = {
@@ -117,9 +118,9 @@ class OverfitOptunaSearch(OptunaSearch):
     def running_storage_ids(self) -> list[int]:
         """Storage ids of the trials this driver runs now (for heartbeats)."""
         return [
-            t._trial_id
-            for key, t in list(self._ot_trials.items())
-            if key not in self._completed_trials
+            compat.trial_id(t)
+            for key, t in list(compat.searcher_trials(self).items())
+            if key not in compat.searcher_completed(self)
         ]
 
     def trial_number(self, trial_id: str) -> int | None:
@@ -127,7 +128,7 @@ class OverfitOptunaSearch(OptunaSearch):
         return self._numbers.get(trial_id)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        if trial_id in self._completed_trials:
+        if trial_id in compat.searcher_completed(self):
             return
         self._record(trial_id, result)
 
@@ -150,12 +151,14 @@ class OverfitOptunaSearch(OptunaSearch):
             return
         val = float(result[ResultKey.VAL_LOSS])
         if not self._multi and math.isfinite(val):
-            self._ot_trials[trial_id].report(val, epoch)
+            compat.searcher_trials(self)[trial_id].report(val, epoch)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id in compat.searcher_completed(self) or trial_id not in compat.searcher_trials(
+            self
+        ):
             return
         if result:
             self._record(trial_id, result)
@@ -164,14 +167,14 @@ class OverfitOptunaSearch(OptunaSearch):
             failed = self._crash_reason(self._numbers.get(trial_id))
         outcome = self._judge.outcome(trial_id, failed=failed)
         self._note_end(outcome.state, outcome.reason)
-        ot_trial = self._ot_trials[trial_id]
+        ot_trial = compat.searcher_trials(self)[trial_id]
         try:
             self._tell(ot_trial, trial_id, outcome)
         except Exception:  # never lose the sweep over one bookkeeping error
             logger.exception("could not record trial %s", ot_trial.number)
-        self._completed_trials.add(trial_id)
+        compat.searcher_completed(self).add(trial_id)
         if self._progress is not None:
-            frozen = self._study._storage.get_trial(ot_trial._trial_id)
+            frozen = compat.frozen_trial(self._study, ot_trial)
             values = frozen.values or [None]
             self._progress.trial_finished(
                 str(frozen.user_attrs.get(TrialAttr.STATE) or frozen.state.name),
@@ -209,8 +212,8 @@ class OverfitOptunaSearch(OptunaSearch):
             How many trials were recorded.
         """
         count = 0
-        for trial_id, ot_trial in list(self._ot_trials.items()):
-            if trial_id in self._completed_trials:
+        for trial_id, ot_trial in list(compat.searcher_trials(self).items()):
+            if trial_id in compat.searcher_completed(self):
                 continue
             outcome = self._judge.outcome(trial_id)
             if outcome.state == "FAIL":
@@ -224,7 +227,7 @@ class OverfitOptunaSearch(OptunaSearch):
             except Exception:
                 logger.exception("could not record trial %s", ot_trial.number)
                 continue
-            self._completed_trials.add(trial_id)
+            compat.searcher_completed(self).add(trial_id)
             count += 1
         return count
 
@@ -299,11 +302,11 @@ def _tell_pruned(study: optuna.Study, trial: optuna.Trial, values: list[float]) 
 
     Mirrors optuna.study._tell for PRUNED (Optuna 5.0): sampler post-processing, then store.
     """
-    frozen = study._storage.get_trial(trial._trial_id)
+    frozen = compat.frozen_trial(study, trial)
     try:
         study.sampler.after_trial(study, frozen, TrialState.PRUNED, values)
     finally:
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.PRUNED, values)
+        compat.set_trial_state_values(study, trial, TrialState.PRUNED, values)
 
 
 def _jsonable(value: Any) -> Any:

@@ -124,7 +124,7 @@ def _stop_requested() -> bool:
     """Whether Ray has asked this trial to stop (it sets the session's stop event first, then
     waits TUNE_FUNCTION_THREAD_TIMEOUT_S for the training thread before reusing the worker)."""
     try:
-        from ray.train._internal.session import get_session
+        from overfit_search.orchestration.compat import get_session
 
         session = get_session()
         return bool(session is not None and session.stop_event.is_set())
