@@ -15,7 +15,6 @@ from overfit_search.errors import ConfigError
 
 LogFormat = Literal["keras-console", "csv", "history-json"]
 
-
 FORMATS = (
     "understood formats: Keras console output (`Epoch n/N` lines with "
     "`... - loss: 0.41 - val_loss: 0.60`, TF2 or Keras 3 style), a CSVLogger file "
@@ -54,28 +53,14 @@ class TrainingLog:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Za-z0-9]")
-
-
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
 _HEADER = re.compile(r"\bEpoch\s+(\d+)\s*/\s*(\d+)")
-
-
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf(?:inity)?)"
-
-
 _METRIC = re.compile(
     rf"(?<![\w./-])([A-Za-z_][\w./-]*)\s*:\s*({_NUMBER})(?!\w)(?!\.\d)", re.IGNORECASE
 )
-
-
 _NOT_METRICS = frozenset({"eta", "epoch", "step", "steps"})
-
-
 _FOUND = re.compile(r"\bFound (\d+) (?:images|files) belonging to (\d+) class(?:es)?\b")
-
-
 _USING = re.compile(r"\bUsing (\d+) files for (training|validation)\b")
 
 

@@ -52,8 +52,6 @@ def _lr_range(d: Diagnosis) -> dict[str, Any]:
 
 
 PLACEHOLDER_DIR = "data/REPLACE_ME"
-
-
 DEFAULT_BACKBONE = "mobilenet_v2"
 
 

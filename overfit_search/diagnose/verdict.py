@@ -20,13 +20,10 @@ CAVEAT = (
     "gap between validation and training error is usually larger than shown here. "
     "`overfit-search run` measures a clean train_eval_loss instead."
 )
-
-
 CAVEAT_CLEAN = (
     "The training loss here is overfit-search's clean train_eval_loss (no dropout, augmentation "
     "or L2 term), so the gap is a true generalization gap."
 )
-
 
 _ACCURACY_KEYS = (
     "accuracy",
@@ -36,8 +33,6 @@ _ACCURACY_KEYS = (
     "binary_accuracy",
     "train_eval_accuracy",
 )
-
-
 _LR_KEYS = ("learning_rate", "lr")
 
 
