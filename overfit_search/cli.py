@@ -373,11 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     _unsafe_argument(confirm)
     confirm.set_defaults(func=_cmd_confirm)
 
-    from overfit_search import check_data, check_model, diagnose
+    from overfit_search import check_data_cli, check_model_cli, diagnose
 
     diagnose.add_parser(sub)
-    check_data.add_parser(sub)
-    check_model.add_parser(sub)
+    check_data_cli.add_parser(sub)
+    check_model_cli.add_parser(sub)
     return parser
 
 
