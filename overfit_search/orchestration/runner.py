@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 from overfit_search.config import Sweep, load_sweep
 from overfit_search.data.dataset import ImageData
 from overfit_search.errors import ConfigError, FatalError
-from overfit_search.layout import CHECKPOINT_GLOB, ResultKey, StudyAttr, TrialAttr
+from overfit_search.layout import CHECKPOINT_GLOB, StudyAttr, TrialAttr
 from overfit_search.orchestration import compat
 from overfit_search.orchestration.progress import SweepProgress
 from overfit_search.orchestration.samplers import make_sampler
@@ -560,9 +560,9 @@ def _run_tune(
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     import ray
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
 
+    from overfit_search.orchestration.schedulers import make_scheduler
     from overfit_search.orchestration.searcher import OverfitOptunaSearch
     from overfit_search.orchestration.stopper import OverfitStopper
     from overfit_search.orchestration.trainable import train_trial
@@ -581,17 +581,7 @@ def _run_tune(
         by_gpu = int(gpus // res.gpus_per_trial) if res.gpus_per_trial else by_cpu
         max_concurrent = max(1, min(by_cpu, by_gpu or 1))
     search_alg = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
-    scheduler = None
-    if sweep.pruning.scheduler.name == "asha":
-        sched = sweep.pruning.scheduler
-        scheduler = ASHAScheduler(
-            time_attr="training_iteration",
-            metric=ResultKey.VAL_LOSS,
-            mode="min",
-            max_t=sweep.train.max_epochs,
-            grace_period=sched.grace_period,
-            reduction_factor=sched.reduction_factor,
-        )
+    scheduler = make_scheduler(sweep)
     trainable = tune.with_resources(
         tune.with_parameters(
             train_trial, data=data, sweep_json=sweep.model_dump(mode="json"), output=str(out)
