@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from overfit_search.argtypes import positive_int
 from overfit_search.errors import OverfitSearchError
+from overfit_search.layout import TrialAttr
 
 if TYPE_CHECKING:
     import optuna
@@ -64,8 +65,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         values = trial_values({}, best.trial.params, a)  # a baseline's pins too (head_epochs=0)
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(values.items()))
         console.print(
-            f"Best: trial {best.trial.number} ({best.why}): val_loss {a['best_val_loss']:.4f}, "
-            f"gap {a['gap']:.4f}, best epoch {a['best_epoch']} of {a['epochs_run']}"
+            f"Best: trial {best.trial.number} ({best.why}): "
+            f"val_loss {a[TrialAttr.BEST_VAL_LOSS]:.4f}, gap {a[TrialAttr.GAP]:.4f}, "
+            f"best epoch {a[TrialAttr.BEST_EPOCH]} of {a[TrialAttr.EPOCHS_RUN]}"
         )
         console.print(f"      {params}")
         from overfit_search.results.exports import baseline_summary
@@ -74,7 +76,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if against:
             console.print(against)
     trials = result.study.get_trials(deepcopy=False)
-    states = [t.user_attrs.get("state") or t.state.name for t in trials]  # diverged: FAIL
+    states = [t.user_attrs.get(TrialAttr.STATE) or t.state.name for t in trials]  # diverged: FAIL
     console.print(
         f"Trials: {states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, "
         f"{states.count('FAIL')} failed; early stopping saved {result.epochs_saved} epoch(s)"
@@ -371,11 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     _unsafe_argument(confirm)
     confirm.set_defaults(func=_cmd_confirm)
 
-    from overfit_search import check_data, check_model, diagnose
+    from overfit_search import check_data_cli, check_model_cli, diagnose
 
     diagnose.add_parser(sub)
-    check_data.add_parser(sub)
-    check_model.add_parser(sub)
+    check_data_cli.add_parser(sub)
+    check_model_cli.add_parser(sub)
     return parser
 
 

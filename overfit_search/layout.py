@@ -1,24 +1,95 @@
-"""What a trial folder (``trials/<number>/``) holds: file names and the history's columns;
-and the results files written by one module and read by another.
+"""The results contract: every name one module writes and another reads.
 
-One place for the names the trainer writes and the results, runner and reuse code read, so
-no module keeps its own copy and none has to import the Keras-importing trainer to learn them.
-Pure: no TensorFlow, Ray or Optuna.
+- What a trial folder (``trials/<number>/``) holds: file names and the history's columns;
+  and the results files written by one module and read by another.
+- :class:`TrialAttr`: the user attributes stored on each Optuna trial (written by the searcher
+  and the runner, read by the exports, report, reuse and CLI code); ``trials.csv`` carries
+  them under the same names.
+- :class:`StudyAttr`: the user attributes stored on the study.
+- :class:`ResultKey`: the keys of the per-epoch result a trial reports through Ray Tune (read
+  by the stopper and the searcher).
+- :class:`ConfigKey`: the bookkeeping keys the searcher adds to a trial's Ray config.
+
+One place for these names, so no module keeps its own copy and none has to import the
+Keras-importing trainer or the Ray-importing orchestration to learn them;
+tests/test_layout.py fails on a new literal copy. Pure: no TensorFlow, Ray or Optuna.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
 
+
+class TrialAttr:
+    """Keys of the user attributes on an Optuna trial (``trial.user_attrs``)."""
+
+    STATE: Final = "state"
+    """COMPLETE / PRUNED / FAIL as this product decided (a diverged trial is FAIL here)."""
+    BEST_EPOCH: Final = "best_epoch"
+    BEST_VAL_LOSS: Final = "best_val_loss"
+    GAP: Final = "gap"
+    """val_loss - train_eval_loss at the best epoch."""
+    EPOCHS_RUN: Final = "epochs_run"
+    STOPPED_EARLY: Final = "stopped_early"
+    STOP_RULE: Final = "stop_rule"
+    STOP_REASON: Final = "stop_reason"
+    MEDIAN: Final = "median"
+    FEASIBLE: Final = "feasible"
+    VAL_LOSS_HISTORY: Final = "val_loss_history"
+    """Per-epoch val_loss (multi-objective studies only: Optuna keeps no intermediate values)."""
+    TRAIN_EVAL_LOSS_HISTORY: Final = "train_eval_loss_history"
+    FAIL_REASON: Final = "fail_reason"
+    DIVERGED: Final = "diverged"
+    """Told PRUNED to Optuna so the sampler learns from it, shown as FAIL to the user."""
+    RAY_TRIAL_ID: Final = "ray_trial_id"
+    RESUMED_FROM: Final = "resumed_from"
+    """The number of the interrupted trial whose configuration this trial re-runs."""
+    PINNED: Final = "pinned"
+    """Knob values a baseline trial pins (search_space.trial_values reads them back)."""
+    BASELINE: Final = "baseline"
+
+
+class StudyAttr:
+    """Keys of the user attributes on the Optuna study (``study.user_attrs``)."""
+
+    SETUP_CHECK: Final = "setup_check"
+    OBJECTIVE: Final = "objective"
+    MAX_EPOCHS: Final = "max_epochs"
+
+
+class ResultKey:
+    """Keys of the per-epoch result a trial reports to Ray Tune (a row of
+    :data:`HISTORY_COLUMNS`, or a failure)."""
+
+    EPOCH: Final = "epoch"
+    VAL_LOSS: Final = "val_loss"
+    TRAIN_EVAL_LOSS: Final = "train_eval_loss"
+    GAP: Final = "gap"
+    FAILED: Final = "failed"
+    """Present (the reason) when the trial failed; the other values are then NaN."""
+
+
+class ConfigKey:
+    """Keys the searcher adds to a trial's Ray config (the trainable pops them)."""
+
+    TRIAL_NUMBER: Final = "__trial_number"
+    RESUME_FROM: Final = "__resume_from"
+    """The number of the interrupted trial whose checkpoint this trial resumes from."""
+
+
+CRASH_REASON_FILE = "crash_reason.txt"
+"""Written into ``trials/<number>/`` by a trial that ends its own worker process (the hang
+watchdog): the reason the study records."""
 CHECK_MODEL_FILE = "check_model.json"
 """The setup check's probe table and verdict, in the results directory."""
 HISTORY_FILE = "history.csv"
 """One row per epoch, :data:`HISTORY_COLUMNS`."""
-HISTORY_COLUMNS = (
-    "epoch",
-    "val_loss",
-    "train_eval_loss",
-    "gap",
+HISTORY_COLUMNS: tuple[str, ...] = (
+    ResultKey.EPOCH,
+    ResultKey.VAL_LOSS,
+    ResultKey.TRAIN_EVAL_LOSS,
+    ResultKey.GAP,
     "val_accuracy",
     "train_eval_accuracy",
     "keras_loss",

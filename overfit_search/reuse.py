@@ -19,6 +19,7 @@ import pandas as pd
 from overfit_search.config import load_sweep
 from overfit_search.config.schema import Sweep
 from overfit_search.errors import ConfigError
+from overfit_search.layout import TrialAttr
 from overfit_search.search_space import split_space, trial_seed
 
 if TYPE_CHECKING:
@@ -62,9 +63,9 @@ class Source:
         a = self.trial.user_attrs
         return {
             "trial": self.trial.number,
-            "trial_val_loss": a.get("best_val_loss"),
-            "trial_gap": a.get("gap"),
-            "trial_best_epoch": a.get("best_epoch"),
+            "trial_val_loss": a.get(TrialAttr.BEST_VAL_LOSS),
+            "trial_gap": a.get(TrialAttr.GAP),
+            "trial_best_epoch": a.get(TrialAttr.BEST_EPOCH),
         }
 
 
@@ -89,7 +90,7 @@ def resolve(path: str | Path, number: int | None = None, by: str = "value") -> S
         if number is None and by == "confirmed":
             number = confirmed_choice(where)
         trial = pick_trial(study, sweep, number)
-        epochs = int(trial.user_attrs.get("best_epoch") or sweep.train.max_epochs)
+        epochs = int(trial.user_attrs.get(TrialAttr.BEST_EPOCH) or sweep.train.max_epochs)
         return Source(
             sweep, trial_params(sweep, trial), epochs, seed_of(sweep, trial), trial, where
         )
@@ -234,8 +235,12 @@ def _ranked(study: optuna.Study, sweep: Sweep) -> list[FrozenTrial]:
     from optuna.trial import TrialState
 
     def key(t: FrozenTrial) -> tuple[bool, float]:
-        infeasible = sweep.objective.mode == "constrained" and not t.user_attrs.get("feasible")
-        value = t.user_attrs.get("best_val_loss") if t.values and len(t.values) > 1 else t.value
+        infeasible = sweep.objective.mode == "constrained" and not t.user_attrs.get(
+            TrialAttr.FEASIBLE
+        )
+        value = (
+            t.user_attrs.get(TrialAttr.BEST_VAL_LOSS) if t.values and len(t.values) > 1 else t.value
+        )
         return infeasible, math.inf if value is None else float(value)
 
     return sorted(study.get_trials(deepcopy=False, states=[TrialState.COMPLETE]), key=key)
@@ -264,10 +269,10 @@ def confirm(out: Path, top: int, seeds: int) -> pd.DataFrame:
         a = trial.user_attrs
         runs.append(
             {"trial": trial.number, "seed": seed_of(sweep, trial), "rerun": False,
-             "val_loss": a.get("best_val_loss"), "gap": a.get("gap"),
-             "best_epoch": a.get("best_epoch")}
+             "val_loss": a.get(TrialAttr.BEST_VAL_LOSS), "gap": a.get(TrialAttr.GAP),
+             TrialAttr.BEST_EPOCH: a.get(TrialAttr.BEST_EPOCH)}
         )  # fmt: skip
-        epochs = int(a.get("epochs_run") or sweep.train.max_epochs)
+        epochs = int(a.get(TrialAttr.EPOCHS_RUN) or sweep.train.max_epochs)
         for k in range(1, seeds + 1):
             seed = seed_of(sweep, trial) + 7919 * k
             made = final.retrain(sweep, trial_params(sweep, trial), data, epochs, seed)
@@ -279,7 +284,7 @@ def confirm(out: Path, top: int, seeds: int) -> pd.DataFrame:
                     "rerun": True,
                     "val_loss": best["val_loss"],
                     "gap": best["gap"],
-                    "best_epoch": best["epoch"],
+                    TrialAttr.BEST_EPOCH: best["epoch"],
                 }
             )
             logger.info(

@@ -12,13 +12,14 @@ from overfit_search.config.schema import (
     Sweep,
     TrainConfig,
 )
+from overfit_search.layout import TrialAttr
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
 
 # Trial user attribute: the baseline's values of train settings the sweep fixes (they are no
 # Optuna parameters, so the trial carries them itself; see baseline_pins).
-PINNED_ATTR = "pinned"
+PINNED_ATTR = TrialAttr.PINNED
 
 
 def split_space(

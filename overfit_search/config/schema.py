@@ -304,47 +304,48 @@ class ObjectiveConfig(_Section):
     penalty_weight: Annotated[float, Field(ge=0.0)] = 1.0
 
 
-class GLRule(_Section):
+class GLRuleConfig(_Section):
     name: Literal["gl"] = "gl"
     alpha: Annotated[float, Field(gt=0)] = 5.0
     patience: Annotated[int, Field(ge=1)] = 1
 
 
-class PQRule(_Section):
+class PQRuleConfig(_Section):
     name: Literal["pq"]
     alpha: Annotated[float, Field(gt=0)] = 0.5
     strip: Annotated[int, Field(ge=2)] = 5
 
 
-class UPRule(_Section):
+class UPRuleConfig(_Section):
     name: Literal["up"]
     strips: Annotated[int, Field(ge=1)] = 3
     strip: Annotated[int, Field(ge=1)] = 5
 
 
-class GapRule(_Section):
+class GapRuleConfig(_Section):
     name: Literal["gap"]
     max_gap: Annotated[float, Field(ge=0)] = 0.15
     patience: Annotated[int, Field(ge=1)] = 2
 
 
-class PeakRule(_Section):
+class PeakRuleConfig(_Section):
     name: Literal["peak"]
     patience: Annotated[int, Field(ge=1)] = 3
     z: Annotated[float, Field(ge=0)] = 2.0
     min_rise: Annotated[float, Field(ge=0)] = 1.0
 
 
-class NoRule(_Section):
+class NoRuleConfig(_Section):
     name: Literal["none"]
 
 
 RuleConfig = Annotated[
-    GLRule | PQRule | UPRule | GapRule | NoRule | PeakRule, Field(discriminator="name")
+    GLRuleConfig | PQRuleConfig | UPRuleConfig | GapRuleConfig | NoRuleConfig | PeakRuleConfig,
+    Field(discriminator="name"),
 ]
 
 
-class HalvingBudget(_Section):
+class HalvingBudgetConfig(_Section):
     name: Literal["halving"]
     first_rung: Annotated[int, Field(ge=1)] = 1
     reduction_factor: Annotated[float, Field(gt=1)] = 3.0
@@ -352,11 +353,11 @@ class HalvingBudget(_Section):
     z: Annotated[float, Field(ge=0)] = 1.0
 
 
-class NoBudget(_Section):
+class NoBudgetConfig(_Section):
     name: Literal["none"] = "none"
 
 
-BudgetConfig = Annotated[HalvingBudget | NoBudget, Field(discriminator="name")]
+BudgetConfig = Annotated[HalvingBudgetConfig | NoBudgetConfig, Field(discriminator="name")]
 
 DEFAULT_PRESET: str | None = "balanced"
 """The preset a ``pruning`` section with no ``preset``, ``rule`` or ``budget`` gets.
@@ -367,17 +368,17 @@ epoch spend a no worse one in every one of 150 random searches. None: GL alone, 
 """
 
 
-class NoScheduler(_Section):
+class NoSchedulerConfig(_Section):
     name: Literal["none"] = "none"
 
 
-class ASHAScheduler(_Section):
+class ASHASchedulerConfig(_Section):
     name: Literal["asha"]
     grace_period: Annotated[int, Field(ge=1)] = 2
     reduction_factor: Annotated[float, Field(gt=1)] = 3.0
 
 
-SchedulerConfig = Annotated[NoScheduler | ASHAScheduler, Field(discriminator="name")]
+SchedulerConfig = Annotated[NoSchedulerConfig | ASHASchedulerConfig, Field(discriminator="name")]
 
 
 class PruningConfig(_Section):
@@ -390,12 +391,12 @@ class PruningConfig(_Section):
     """
 
     preset: Literal["safe", "balanced", "fast"] | None = None
-    rule: RuleConfig = Field(default_factory=GLRule)
-    budget: BudgetConfig = Field(default_factory=NoBudget)
+    rule: RuleConfig = Field(default_factory=GLRuleConfig)
+    budget: BudgetConfig = Field(default_factory=NoBudgetConfig)
     grace_epochs: Annotated[int, Field(ge=0)] = 2
     compare: Literal["median", "none"] = "median"
     compare_min_trials: Annotated[int, Field(ge=0)] = 4
-    scheduler: SchedulerConfig = Field(default_factory=NoScheduler)
+    scheduler: SchedulerConfig = Field(default_factory=NoSchedulerConfig)
 
     @model_validator(mode="before")
     @classmethod

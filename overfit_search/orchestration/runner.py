@@ -24,7 +24,8 @@ from optuna.trial import TrialState
 from overfit_search.config import Sweep, load_sweep
 from overfit_search.data.dataset import ImageData
 from overfit_search.errors import ConfigError, FatalError
-from overfit_search.layout import CHECKPOINT_GLOB
+from overfit_search.layout import CHECKPOINT_GLOB, StudyAttr, TrialAttr
+from overfit_search.orchestration import compat
 from overfit_search.orchestration.progress import SweepProgress
 from overfit_search.orchestration.samplers import make_sampler
 from overfit_search.pruning import OverfitJudge, make_budget, make_rule
@@ -36,7 +37,7 @@ from overfit_search.search_space import PINNED_ATTR, baseline_params, baseline_p
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
-RESUMED_FROM = "resumed_from"
+RESUMED_FROM = TrialAttr.RESUMED_FROM
 """User attribute of a trial that re-runs an interrupted trial's configuration (its number)."""
 
 
@@ -159,8 +160,8 @@ def _fail_unfinished(study: optuna.Study, numbers: set[int] | None, reason: str)
     for t in study.get_trials(deepcopy=False, states=[TrialState.RUNNING]):
         if numbers is not None and t.number not in numbers:
             continue
-        study._storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
-        study._storage.set_trial_user_attr(t._trial_id, "state", "FAIL")
+        compat.set_trial_user_attr(study, t, TrialAttr.FAIL_REASON, reason)
+        compat.set_trial_user_attr(study, t, TrialAttr.STATE, "FAIL")
         study.tell(t.number, state=TrialState.FAIL)
         count += 1
     return count
@@ -223,7 +224,7 @@ def _drop_checkpoints(study: optuna.Study, out: Path) -> None:
     rerun = {t.user_attrs.get(RESUMED_FROM) for t in trials if t.state.is_finished()}
     for t in trials:
         keep = t.state == TrialState.RUNNING or (
-            t.user_attrs.get("fail_reason") == "interrupted" and t.number not in rerun
+            t.user_attrs.get(TrialAttr.FAIL_REASON) == "interrupted" and t.number not in rerun
         )
         if not keep:
             for path in (out / "trials" / str(t.number)).glob(CHECKPOINT_GLOB):
@@ -233,8 +234,8 @@ def _drop_checkpoints(study: optuna.Study, out: Path) -> None:
 def _rerun_attrs(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """User attributes of a trial's re-run: where it resumes from, and what it was."""
     attrs: dict[str, Any] = {RESUMED_FROM: trial.number}
-    if trial.user_attrs.get("baseline"):
-        attrs["baseline"] = True
+    if trial.user_attrs.get(TrialAttr.BASELINE):
+        attrs[TrialAttr.BASELINE] = True
     if trial.user_attrs.get(PINNED_ATTR):
         attrs[PINNED_ATTR] = trial.user_attrs[PINNED_ATTR]
     return attrs
@@ -249,7 +250,7 @@ def _requeue_interrupted(study: optuna.Study, limit: int) -> int:
         if count >= limit:
             break
         interrupted = (
-            t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") == "interrupted"
+            t.state == TrialState.FAIL and t.user_attrs.get(TrialAttr.FAIL_REASON) == "interrupted"
         )
         if interrupted and t.number not in taken and t.params:
             study.enqueue_trial(t.params, user_attrs=_rerun_attrs(t))
@@ -414,11 +415,11 @@ def _run_locked(
     if setup is not None:
         study.set_user_attr(STUDY_ATTR, study_attr(setup))
     if not finished_before:
-        study.set_user_attr("objective", sweep.objective.model_dump())
-        study.set_user_attr("max_epochs", sweep.train.max_epochs)
+        study.set_user_attr(StudyAttr.OBJECTIVE, sweep.objective.model_dump())
+        study.set_user_attr(StudyAttr.MAX_EPOCHS, sweep.train.max_epochs)
         base = baseline_params(sweep.search, sweep.train)
         if base is not None:
-            attrs: dict[str, Any] = {"baseline": True}
+            attrs: dict[str, Any] = {TrialAttr.BASELINE: True}
             pins = baseline_pins(sweep.search, sweep.train)
             if pins:
                 attrs[PINNED_ATTR] = pins
@@ -434,7 +435,7 @@ def _run_locked(
         budget=make_budget(**budget.model_dump()) if budget.name != "none" else None,
     )
     for t in finished_before:
-        hist = t.user_attrs.get("val_loss_history") or [
+        hist = t.user_attrs.get(TrialAttr.VAL_LOSS_HISTORY) or [
             t.intermediate_values[k] for k in sorted(t.intermediate_values)
         ]
         if t.state != TrialState.FAIL and hist:
@@ -466,8 +467,8 @@ def _run_locked(
     }
     saved = 0
     for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE, TrialState.PRUNED]):
-        if t.user_attrs.get("stopped_early") and t.user_attrs.get("epochs_run"):
-            saved += sweep.train.max_epochs - int(t.user_attrs["epochs_run"])
+        if t.user_attrs.get(TrialAttr.STOPPED_EARLY) and t.user_attrs.get(TrialAttr.EPOCHS_RUN):
+            saved += sweep.train.max_epochs - int(t.user_attrs[TrialAttr.EPOCHS_RUN])
     result = SweepResult(study, best, out, paths, saved, interrupted)
     ran = tracker.done
     if broken is not None and not interrupted:
@@ -488,8 +489,8 @@ def _run_locked(
 
 def _first_fail_reason(study: optuna.Study) -> str:
     for t in study.get_trials(deepcopy=False, states=[TrialState.FAIL]):
-        if t.user_attrs.get("fail_reason"):
-            return str(t.user_attrs["fail_reason"])
+        if t.user_attrs.get(TrialAttr.FAIL_REASON):
+            return str(t.user_attrs[TrialAttr.FAIL_REASON])
     return "unknown"
 
 
@@ -567,10 +568,10 @@ def _run_tune(
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     import ray
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
 
     from overfit_search.orchestration.relay import needs_sink, start_sink, write_token
+    from overfit_search.orchestration.schedulers import make_scheduler
     from overfit_search.orchestration.searcher import OverfitOptunaSearch
     from overfit_search.orchestration.stopper import OverfitStopper
     from overfit_search.orchestration.trainable import train_trial
@@ -589,17 +590,7 @@ def _run_tune(
         by_gpu = int(gpus // res.gpus_per_trial) if res.gpus_per_trial else by_cpu
         max_concurrent = max(1, min(by_cpu, by_gpu or 1))
     search_alg = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
-    scheduler = None
-    if sweep.pruning.scheduler.name == "asha":
-        sched = sweep.pruning.scheduler
-        scheduler = ASHAScheduler(
-            time_attr="training_iteration",
-            metric="val_loss",
-            mode="min",
-            max_t=sweep.train.max_epochs,
-            grace_period=sched.grace_period,
-            reduction_factor=sched.reduction_factor,
-        )
+    scheduler = make_scheduler(sweep)
     token = write_token(out)
     sink = start_sink(out, token) if needs_sink(_address(sweep)) else None
     trainable = tune.with_resources(
@@ -648,7 +639,7 @@ def _run_tune(
 
     for sig in previous:
         signal.signal(sig, on_signal)
-    storage = getattr(study._storage, "_backend", study._storage)  # Optuna wraps RDB in a cache
+    storage = compat.backend_storage(study)  # Optuna wraps RDB in a cache
     try:
         with tracker, _Heartbeat(storage, searcher.running_storage_ids):
             tuner.fit()

@@ -24,6 +24,8 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from overfit_search.config.schema import Sweep
+from overfit_search.layout import CRASH_REASON_FILE, ConfigKey, ResultKey, TrialAttr
+from overfit_search.orchestration import compat
 from overfit_search.orchestration.progress import SweepProgress
 from overfit_search.pruning import Outcome, OverfitJudge
 from overfit_search.scoring import is_feasible, objective_values
@@ -35,12 +37,8 @@ _DIVERGED = re.compile(r"(val_loss|train_eval_loss) is (NaN|inf|-inf) at epoch")
 BROKEN_AFTER = 5
 """If the first this-many trials all FAIL with one error, the setup is broken: stop the sweep."""
 
-TRIAL_NUMBER_KEY = "__trial_number"
-RESUME_KEY = "__resume_from"
-"""Config key: the number of the interrupted trial whose configuration this trial re-runs."""
-CRASH_REASON_FILE = "crash_reason.txt"
-"""Written into ``trials/<number>/`` by a trial that ends its own worker process (the hang
-watchdog, :mod:`~overfit_search.orchestration.trainable`): the reason the study records."""
+TRIAL_NUMBER_KEY = ConfigKey.TRIAL_NUMBER
+RESUME_KEY = ConfigKey.RESUME_FROM
 
 
 class OverfitOptunaSearch(OptunaSearch):
@@ -70,11 +68,11 @@ class OverfitOptunaSearch(OptunaSearch):
         multi = len(study.directions) > 1
         super().__init__(
             space=space,
-            metric=["val_loss", "gap"] if multi else "val_loss",
+            metric=[ResultKey.VAL_LOSS, ResultKey.GAP] if multi else ResultKey.VAL_LOSS,
             mode=["min", "min"] if multi else "min",
             sampler=study.sampler,
             study_name=study.study_name,
-            storage=study._storage,
+            storage=compat.storage(study),
         )
         self._fixed = dict(fixed)
         self._judge = judge
@@ -90,7 +88,7 @@ class OverfitOptunaSearch(OptunaSearch):
 
     @property
     def _study(self) -> optuna.Study:
-        study = self._ot_study
+        study = compat.searcher_study(self)
         assert study is not None, "the parent sets up the study in __init__"
         return study
 
@@ -100,19 +98,19 @@ class OverfitOptunaSearch(OptunaSearch):
         params = super().suggest(trial_id)
         if params is None:
             return None
-        ot_trial = self._ot_trials[trial_id]
+        ot_trial = compat.searcher_trials(self)[trial_id]
         self._numbers[trial_id] = ot_trial.number
-        ot_trial.set_user_attr("ray_trial_id", trial_id)
-        storage = getattr(self._study._storage, "_backend", self._study._storage)
+        ot_trial.set_user_attr(TrialAttr.RAY_TRIAL_ID, trial_id)
+        storage = compat.backend_storage(self._study)
         if isinstance(storage, optuna.storages.RDBStorage) and storage.heartbeat_interval:
-            storage.record_heartbeat(ot_trial._trial_id)  # alive from the start
+            storage.record_heartbeat(compat.trial_id(ot_trial))  # alive from the start
         if self._progress is not None:
             self._progress.trial_started(ot_trial.number)
         config = {
             **trial_values(self._fixed, params, ot_trial.user_attrs),
             TRIAL_NUMBER_KEY: ot_trial.number,
         }
-        resumed = ot_trial.user_attrs.get("resumed_from")
+        resumed = ot_trial.user_attrs.get(TrialAttr.RESUMED_FROM)
         if resumed is not None:
             config[RESUME_KEY] = int(resumed)
         return config
@@ -120,9 +118,9 @@ class OverfitOptunaSearch(OptunaSearch):
     def running_storage_ids(self) -> list[int]:
         """Storage ids of the trials this driver runs now (for heartbeats)."""
         return [
-            t._trial_id
-            for key, t in list(self._ot_trials.items())
-            if key not in self._completed_trials
+            compat.trial_id(t)
+            for key, t in list(compat.searcher_trials(self).items())
+            if key not in compat.searcher_completed(self)
         ]
 
     def trial_number(self, trial_id: str) -> int | None:
@@ -130,54 +128,59 @@ class OverfitOptunaSearch(OptunaSearch):
         return self._numbers.get(trial_id)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        if trial_id in self._completed_trials:
+        if trial_id in compat.searcher_completed(self):
             return
         self._record(trial_id, result)
 
     def _record(self, trial_id: str, result: dict[str, Any]) -> None:
-        if "failed" in result or "epoch" not in result:
+        if ResultKey.FAILED in result or ResultKey.EPOCH not in result:
             return
-        epoch = int(result["epoch"])
+        epoch = int(result[ResultKey.EPOCH])
         seen = self._reported.setdefault(trial_id, set())
         if epoch in seen:
             return
         seen.add(epoch)
         try:
             self._judge.observe(
-                trial_id, epoch, float(result["val_loss"]), float(result["train_eval_loss"])
+                trial_id,
+                epoch,
+                float(result[ResultKey.VAL_LOSS]),
+                float(result[ResultKey.TRAIN_EVAL_LOSS]),
             )
         except ValueError:  # out-of-order epoch: the stopper has logged it already
             return
-        val = float(result["val_loss"])
+        val = float(result[ResultKey.VAL_LOSS])
         if not self._multi and math.isfinite(val):
-            self._ot_trials[trial_id].report(val, epoch)
+            compat.searcher_trials(self)[trial_id].report(val, epoch)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id in compat.searcher_completed(self) or trial_id not in compat.searcher_trials(
+            self
+        ):
             return
         if result:
             self._record(trial_id, result)
-        failed = (result or {}).get("failed")
+        failed = (result or {}).get(ResultKey.FAILED)
         if error and not failed:
             failed = self._crash_reason(self._numbers.get(trial_id))
         outcome = self._judge.outcome(trial_id, failed=failed)
         self._note_end(outcome.state, outcome.reason)
-        ot_trial = self._ot_trials[trial_id]
+        ot_trial = compat.searcher_trials(self)[trial_id]
         try:
             self._tell(ot_trial, trial_id, outcome)
         except Exception:  # never lose the sweep over one bookkeeping error
             logger.exception("could not record trial %s", ot_trial.number)
-        self._completed_trials.add(trial_id)
+        compat.searcher_completed(self).add(trial_id)
         if self._progress is not None:
-            frozen = self._study._storage.get_trial(ot_trial._trial_id)
+            frozen = compat.frozen_trial(self._study, ot_trial)
             values = frozen.values or [None]
             self._progress.trial_finished(
-                str(frozen.user_attrs.get("state") or frozen.state.name),
+                str(frozen.user_attrs.get(TrialAttr.STATE) or frozen.state.name),
                 values[0],
                 ot_trial.number,
-                int(frozen.user_attrs.get("epochs_run") or 0),
+                int(frozen.user_attrs.get(TrialAttr.EPOCHS_RUN) or 0),
             )
 
     def _crash_reason(self, number: int | None) -> str:
@@ -209,8 +212,8 @@ class OverfitOptunaSearch(OptunaSearch):
             How many trials were recorded.
         """
         count = 0
-        for trial_id, ot_trial in list(self._ot_trials.items()):
-            if trial_id in self._completed_trials:
+        for trial_id, ot_trial in list(compat.searcher_trials(self).items()):
+            if trial_id in compat.searcher_completed(self):
                 continue
             outcome = self._judge.outcome(trial_id)
             if outcome.state == "FAIL":
@@ -224,7 +227,7 @@ class OverfitOptunaSearch(OptunaSearch):
             except Exception:
                 logger.exception("could not record trial %s", ot_trial.number)
                 continue
-            self._completed_trials.add(trial_id)
+            compat.searcher_completed(self).add(trial_id)
             count += 1
         return count
 
@@ -239,22 +242,22 @@ class OverfitOptunaSearch(OptunaSearch):
             state, rule = "PRUNED", "scheduler"
             reason = f"stopped by the scheduler after epoch {outcome.epochs_run}"
         attrs: dict[str, Any] = {
-            "state": state,
-            "best_epoch": outcome.best_epoch,
-            "best_val_loss": outcome.best_val_loss,
-            "gap": outcome.gap_at_best,
-            "epochs_run": outcome.epochs_run,
-            "stopped_early": outcome.stopped_early or rule == "scheduler",
-            "stop_rule": rule,
-            "stop_reason": reason,
-            "median": outcome.median,
+            TrialAttr.STATE: state,
+            TrialAttr.BEST_EPOCH: outcome.best_epoch,
+            TrialAttr.BEST_VAL_LOSS: outcome.best_val_loss,
+            TrialAttr.GAP: outcome.gap_at_best,
+            TrialAttr.EPOCHS_RUN: outcome.epochs_run,
+            TrialAttr.STOPPED_EARLY: outcome.stopped_early or rule == "scheduler",
+            TrialAttr.STOP_RULE: rule,
+            TrialAttr.STOP_REASON: reason,
+            TrialAttr.MEDIAN: outcome.median,
         }
         if self._multi:  # Optuna keeps no intermediate values for multi-objective studies
-            attrs["val_loss_history"] = val_hist
-        attrs["train_eval_loss_history"] = train_hist
+            attrs[TrialAttr.VAL_LOSS_HISTORY] = val_hist
+        attrs[TrialAttr.TRAIN_EVAL_LOSS_HISTORY] = train_hist
         feasible = is_feasible(outcome.gap_at_best, objective.max_gap)
         if state != "FAIL":
-            attrs["feasible"] = feasible
+            attrs[TrialAttr.FEASIBLE] = feasible
         for key, value in attrs.items():
             ot_trial.set_user_attr(key, _jsonable(value))
         if objective.mode != "penalized" and state != "FAIL" and outcome.gap_at_best is not None:
@@ -265,13 +268,13 @@ class OverfitOptunaSearch(OptunaSearch):
         )
         _save_note(ot_trial, note)
         if state == "FAIL" or outcome.best_val_loss is None or outcome.gap_at_best is None:
-            ot_trial.set_user_attr("fail_reason", reason or "no finite epoch")
+            ot_trial.set_user_attr(TrialAttr.FAIL_REASON, reason or "no finite epoch")
             finite = [v for v in val_hist if math.isfinite(v)]
             if not self._multi and finite and _DIVERGED.match(reason or ""):
                 # FAIL for the user (trials.csv, report), but TPE ignores FAIL trials and would
                 # propose the same learning rates again: tell Optuna PRUNED at the last finite
                 # val_loss so the sampler counts the configuration among the bad ones.
-                ot_trial.set_user_attr("diverged", True)
+                ot_trial.set_user_attr(TrialAttr.DIVERGED, True)
                 _tell_pruned(self._study, ot_trial, [finite[-1]])
                 return
             self._study.tell(ot_trial, state=TrialState.FAIL)
@@ -299,11 +302,11 @@ def _tell_pruned(study: optuna.Study, trial: optuna.Trial, values: list[float]) 
 
     Mirrors optuna.study._tell for PRUNED (Optuna 5.0): sampler post-processing, then store.
     """
-    frozen = study._storage.get_trial(trial._trial_id)
+    frozen = compat.frozen_trial(study, trial)
     try:
         study.sampler.after_trial(study, frozen, TrialState.PRUNED, values)
     finally:
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.PRUNED, values)
+        compat.set_trial_state_values(study, trial, TrialState.PRUNED, values)
 
 
 def _jsonable(value: Any) -> Any:
@@ -315,16 +318,16 @@ def _jsonable(value: Any) -> Any:
 
 
 def _note(number: int, attrs: dict[str, Any], max_gap: float) -> str:
-    lines = [f"## Trial {number}: {attrs['state']}"]
-    if attrs["best_epoch"] is not None:
+    lines = [f"## Trial {number}: {attrs[TrialAttr.STATE]}"]
+    if attrs[TrialAttr.BEST_EPOCH] is not None:
         lines.append(
-            f"- best epoch {attrs['best_epoch']} of {attrs['epochs_run']}: "
-            f"val_loss {attrs['best_val_loss']:.4f}, gap {attrs['gap']:.4f}"
+            f"- best epoch {attrs[TrialAttr.BEST_EPOCH]} of {attrs[TrialAttr.EPOCHS_RUN]}: "
+            f"val_loss {attrs[TrialAttr.BEST_VAL_LOSS]:.4f}, gap {attrs[TrialAttr.GAP]:.4f}"
         )
-        ok = "feasible" if attrs.get("feasible") else "infeasible"
-        lines.append(f"- {ok}: gap {attrs['gap']:.4f} vs max_gap {max_gap:g}")
-    if attrs["stop_reason"]:
-        lines.append(f"- stopped: {attrs['stop_reason']}")
+        ok = "feasible" if attrs.get(TrialAttr.FEASIBLE) else "infeasible"
+        lines.append(f"- {ok}: gap {attrs[TrialAttr.GAP]:.4f} vs max_gap {max_gap:g}")
+    if attrs[TrialAttr.STOP_REASON]:
+        lines.append(f"- stopped: {attrs[TrialAttr.STOP_REASON]}")
     else:
         lines.append("- ran to max_epochs")
     return "\n".join(lines)

@@ -24,7 +24,7 @@ import yaml
 from overfit_search.config import Sweep
 from overfit_search.data.dataset import ImageData
 from overfit_search.errors import ConfigError
-from overfit_search.layout import CHECK_MODEL_FILE
+from overfit_search.layout import CHECK_MODEL_FILE, StudyAttr
 from overfit_search.models.flips import FlipVerdict
 from overfit_search.models.probe import ProbeResult, flip_note, probe_sample
 
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 CHECK_FILE = CHECK_MODEL_FILE
 """The setup check's table and verdict, in the results directory."""
-STUDY_ATTR = "setup_check"
+STUDY_ATTR = StudyAttr.SETUP_CHECK
 """Study user attribute: the chosen convention, how it was decided, the verdict and seconds."""
 MIN_TIMEOUT_S = 120.0
 """With ``train.trial_timeout`` set, the probe may take ``max(this, 2 * trial_timeout)``

@@ -7,6 +7,7 @@ from typing import Any
 
 from ray.tune import Stopper
 
+from overfit_search.layout import ResultKey
 from overfit_search.pruning import OverfitJudge
 
 logger = logging.getLogger(__name__)
@@ -29,15 +30,18 @@ class OverfitStopper(Stopper):
         self.epochs: dict[str, int] = {}
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        if "failed" in result:
+        if ResultKey.FAILED in result:
             return True
-        if "epoch" not in result:
+        if ResultKey.EPOCH not in result:
             return False
-        epoch = int(result["epoch"])
+        epoch = int(result[ResultKey.EPOCH])
         self.epochs[trial_id] = max(self.epochs.get(trial_id, 0), epoch)
         try:
             decision = self.judge.observe(
-                trial_id, epoch, float(result["val_loss"]), float(result["train_eval_loss"])
+                trial_id,
+                epoch,
+                float(result[ResultKey.VAL_LOSS]),
+                float(result[ResultKey.TRAIN_EVAL_LOSS]),
             )
         except ValueError:  # an epoch report went missing: never let it crash the driver
             logger.warning("trial %s: epoch reported out of order", trial_id, exc_info=True)

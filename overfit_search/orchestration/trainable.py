@@ -18,8 +18,9 @@ from ray import tune
 
 from overfit_search.config.schema import Sweep
 from overfit_search.data.dataset import ImageData
+from overfit_search.layout import CRASH_REASON_FILE, ResultKey
 from overfit_search.orchestration.relay import TrialFolder
-from overfit_search.orchestration.searcher import CRASH_REASON_FILE, RESUME_KEY, TRIAL_NUMBER_KEY
+from overfit_search.orchestration.searcher import RESUME_KEY, TRIAL_NUMBER_KEY
 from overfit_search.search_space import trial_seed
 
 _OOM = ("ResourceExhaustedError", "MemoryError", "OutOfMemoryError", "XlaRuntimeError")
@@ -130,7 +131,7 @@ def _stop_requested() -> bool:
     """Whether Ray has asked this trial to stop (it sets the session's stop event first, then
     waits TUNE_FUNCTION_THREAD_TIMEOUT_S for the training thread before reusing the worker)."""
     try:
-        from ray.train._internal.session import get_session
+        from overfit_search.orchestration.compat import get_session
 
         session = get_session()
         return bool(session is not None and session.stop_event.is_set())
@@ -184,7 +185,7 @@ def train_trial(
 
     def report(row: dict[str, Any]) -> None:
         nonlocal last_epoch
-        last_epoch = int(row["epoch"])
+        last_epoch = int(row[ResultKey.EPOCH])
         sync()  # the driver has this epoch's files before it sees the epoch
         tune.report(dict(row))
 
@@ -218,7 +219,12 @@ def train_trial(
         nan = math.nan
         sync()
         tune.report(
-            {"epoch": last_epoch + 1, "val_loss": nan, "train_eval_loss": nan, "failed": reason}
+            {
+                ResultKey.EPOCH: last_epoch + 1,
+                ResultKey.VAL_LOSS: nan,
+                ResultKey.TRAIN_EVAL_LOSS: nan,
+                ResultKey.FAILED: reason,
+            }
         )
     finally:
         if folder:

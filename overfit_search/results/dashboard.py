@@ -18,6 +18,7 @@ import optuna
 import pandas as pd
 
 from overfit_search.errors import ConfigError
+from overfit_search.layout import TrialAttr
 from overfit_search.results import figures
 
 if TYPE_CHECKING:
@@ -58,9 +59,11 @@ def save_figures(
 
 def study_note(trials: pd.DataFrame, sweep: Sweep) -> str:
     """The study's Markdown note: what was searched, how trials ended, where to look."""
-    counts = trials.state.value_counts().to_dict() if "state" in trials else {}
+    counts = trials.state.value_counts().to_dict() if TrialAttr.STATE in trials else {}
     ended = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none yet"
-    runs = trials["epochs_run"] if "epochs_run" in trials else pd.Series(dtype=float)
+    runs = (
+        trials[TrialAttr.EPOCHS_RUN] if TrialAttr.EPOCHS_RUN in trials else pd.Series(dtype=float)
+    )
     epochs = int(pd.to_numeric(runs, errors="coerce").fillna(0).sum())
     full = len(trials) * sweep.train.max_epochs
     return (

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from overfit_search.config.schema import KNOBS, Sweep
 from overfit_search.errors import ConfigError, FatalError
-from overfit_search.layout import BEST_WEIGHTS, HISTORY_FILE
+from overfit_search.layout import BEST_WEIGHTS, CHECK_MODEL_FILE, HISTORY_FILE, TrialAttr
 from overfit_search.results.storage import open_storage
 from overfit_search.search_space import (
     PINNED_ATTR,
@@ -39,7 +39,7 @@ class BestChoice:
 
 
 def _val(trial: FrozenTrial) -> float:
-    value = trial.user_attrs.get("best_val_loss")
+    value = trial.user_attrs.get(TrialAttr.BEST_VAL_LOSS)
     return math.inf if value is None else float(value)
 
 
@@ -93,7 +93,7 @@ def select_best(study: optuna.Study, sweep: Sweep) -> BestChoice:
     if len(study.directions) > 1:
         front = pareto_front(study)
         numbers = tuple(sorted(t.number for t in front))
-        feasible = [t for t in front if (t.user_attrs.get("gap") or math.inf) <= max_gap]
+        feasible = [t for t in front if (t.user_attrs.get(TrialAttr.GAP) or math.inf) <= max_gap]
         if feasible:
             return BestChoice(
                 min(feasible, key=_val),
@@ -106,9 +106,9 @@ def select_best(study: optuna.Study, sweep: Sweep) -> BestChoice:
             numbers,
         )
     if sweep.objective.mode == "constrained":
-        feasible = [t for t in complete if t.user_attrs.get("feasible")]
+        feasible = [t for t in complete if t.user_attrs.get(TrialAttr.FEASIBLE)]
         if not feasible:
-            trial = min(complete, key=lambda t: t.user_attrs.get("gap") or math.inf)
+            trial = min(complete, key=lambda t: t.user_attrs.get(TrialAttr.GAP) or math.inf)
             return BestChoice(trial, f"no trial met max_gap {max_gap:g}: the smallest gap")
         return BestChoice(study.best_trial, f"lowest val_loss with gap <= {max_gap:g}")
     return BestChoice(
@@ -124,26 +124,29 @@ def trials_frame(study: optuna.Study, trials_dir: Path | None = None) -> pd.Data
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
         # a diverged trial is FAIL; Optuna holds it as PRUNED only to steer the sampler
-        state = "FAIL" if a.get("diverged") else t.state.name
-        row: dict[str, Any] = {"number": t.number, "state": state}
+        state = "FAIL" if a.get(TrialAttr.DIVERGED) else t.state.name
+        row: dict[str, Any] = {"number": t.number, TrialAttr.STATE: state}
         if t.values is not None and len(t.values) > 1:
             row["value_val_loss"], row["value_gap"] = t.values
         else:
             row["value"] = t.value
         row.update({f"param_{k}": v for k, v in t.params.items()})
+        # trials.csv columns carry the user attributes' names
         row.update(
-            best_epoch=a.get("best_epoch"),
-            best_val_loss=a.get("best_val_loss"),
-            gap=a.get("gap"),
-            feasible=a.get("feasible"),
-            epochs_run=a.get("epochs_run"),
-            stopped_early=a.get("stopped_early"),
-            stop_rule=a.get("stop_rule"),
-            stop_reason=a.get("stop_reason") or a.get("fail_reason"),
-            baseline=bool(a.get("baseline", False)),
-            seconds=(t.datetime_complete - t.datetime_start).total_seconds()
-            if t.datetime_complete and t.datetime_start
-            else None,
+            {
+                TrialAttr.BEST_EPOCH: a.get(TrialAttr.BEST_EPOCH),
+                TrialAttr.BEST_VAL_LOSS: a.get(TrialAttr.BEST_VAL_LOSS),
+                TrialAttr.GAP: a.get(TrialAttr.GAP),
+                TrialAttr.FEASIBLE: a.get(TrialAttr.FEASIBLE),
+                TrialAttr.EPOCHS_RUN: a.get(TrialAttr.EPOCHS_RUN),
+                TrialAttr.STOPPED_EARLY: a.get(TrialAttr.STOPPED_EARLY),
+                TrialAttr.STOP_RULE: a.get(TrialAttr.STOP_RULE),
+                TrialAttr.STOP_REASON: a.get(TrialAttr.STOP_REASON) or a.get(TrialAttr.FAIL_REASON),
+                TrialAttr.BASELINE: bool(a.get(TrialAttr.BASELINE, False)),
+                "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
+                if t.datetime_complete and t.datetime_start
+                else None,
+            }
         )
         if a.get(PINNED_ATTR):  # a baseline's own train settings, e.g. head_epochs=0
             row["pinned"] = ", ".join(f"{k}={v:g}" for k, v in sorted(a[PINNED_ATTR].items()))
@@ -181,7 +184,8 @@ def baseline_summary(study: optuna.Study, best: FrozenTrial) -> str | None:
         (
             t
             for t in study.get_trials(deepcopy=False, states=finished)
-            if t.user_attrs.get("baseline") and t.user_attrs.get("best_val_loss") is not None
+            if t.user_attrs.get(TrialAttr.BASELINE)
+            and t.user_attrs.get(TrialAttr.BEST_VAL_LOSS) is not None
         ),
         None,
     )
@@ -190,7 +194,7 @@ def baseline_summary(study: optuna.Study, best: FrozenTrial) -> str | None:
     if base.number == best.number:
         return f"Baseline (trial {base.number}) is the winner: no configuration beat it"
     parts = []
-    for label, key in (("val_loss", "best_val_loss"), ("gap", "gap")):
+    for label, key in (("val_loss", TrialAttr.BEST_VAL_LOSS), ("gap", TrialAttr.GAP)):
         before, after = base.user_attrs.get(key), best.user_attrs.get(key)
         if before is None or after is None:
             continue
@@ -285,7 +289,7 @@ def trial_params(sweep: Sweep, trial: FrozenTrial) -> dict[str, Any]:
 
 def seed_of(sweep: Sweep, trial: FrozenTrial) -> int:
     """The seed the trial trained with (a re-run of an interrupted trial keeps that one's)."""
-    return trial_seed(sweep, int(trial.user_attrs.get("resumed_from", trial.number)))
+    return trial_seed(sweep, int(trial.user_attrs.get(TrialAttr.RESUMED_FROM, trial.number)))
 
 
 def best_sweep(sweep: Sweep, trial: FrozenTrial, fixed: dict[str, Any]) -> dict[str, Any]:
@@ -297,7 +301,7 @@ def best_sweep(sweep: Sweep, trial: FrozenTrial, fixed: dict[str, Any]) -> dict[
         search[knob] = values[knob]
     doc["search"] = search
     doc["name"] = f"{sweep.name}-best"
-    epochs = int(trial.user_attrs.get("best_epoch") or sweep.train.max_epochs)
+    epochs = int(trial.user_attrs.get(TrialAttr.BEST_EPOCH) or sweep.train.max_epochs)
     doc["train"]["max_epochs"] = epochs
     head_epochs, lr_factor = two_phase(sweep, values)
     doc["train"]["head_epochs"] = min(head_epochs, epochs)
@@ -313,7 +317,7 @@ def keep_top_weights(study: optuna.Study, trials_dir: Path, keep: int) -> list[i
     finished = [
         t
         for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE, TrialState.PRUNED])
-        if t.user_attrs.get("best_val_loss") is not None
+        if t.user_attrs.get(TrialAttr.BEST_VAL_LOSS) is not None
     ]
     ranked = sorted(finished, key=_val)
     kept = [t.number for t in ranked[:keep]]
@@ -342,8 +346,8 @@ def write_exports(
     attrs = choice.trial.user_attrs
     header = (
         f"# overfit-search best configuration: trial {choice.trial.number} ({choice.why})\n"
-        f"# val_loss {attrs['best_val_loss']:.4f} at epoch {attrs['best_epoch']}, "
-        f"gap {attrs['gap']:.4f}\n"
+        f"# val_loss {attrs[TrialAttr.BEST_VAL_LOSS]:.4f} at epoch "
+        f"{attrs[TrialAttr.BEST_EPOCH]}, gap {attrs[TrialAttr.GAP]:.4f}\n"
     )
     (out / "best.yaml").write_text(header + yaml.safe_dump(doc, sort_keys=False))
     return choice
@@ -360,7 +364,7 @@ def clear_results(out: Path) -> None:
         "sweep.yaml",
         "report.html",
         "check_data.json",
-        "check_model.json",
+        CHECK_MODEL_FILE,
         "skipped.csv",
         "confirm.csv",
         "confirm_runs.csv",

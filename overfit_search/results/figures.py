@@ -23,6 +23,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 
+from overfit_search.layout import TrialAttr
+
 PALETTE = (
     "#1f77b4",
     "#ff7f0e",
@@ -179,19 +181,19 @@ def top_curves(trials: pd.DataFrame, histories: pd.DataFrame, top: int = 5) -> l
             break
         number = int(row["number"])
         history = histories[histories["trial"] == number]
-        curve = _curve(number, history, row.get("best_epoch")) if len(history) else None
+        curve = _curve(number, history, row.get(TrialAttr.BEST_EPOCH)) if len(history) else None
         if curve is not None:
             curves.append(curve)
     return curves
 
 
 def _feasibility(row: pd.Series, max_gap: float | None) -> str:
-    feasible = row.get("feasible")
+    feasible = row.get(TrialAttr.FEASIBLE)
     if feasible is not None and not pd.isna(feasible):
         return "feasible" if truthy(feasible) else "infeasible"
     if max_gap is None:
         return "unknown"
-    return "feasible" if float(row["gap"]) <= max_gap else "infeasible"
+    return "feasible" if float(row[TrialAttr.GAP]) <= max_gap else "infeasible"
 
 
 def truthy(value: Any) -> bool:
@@ -222,17 +224,21 @@ def point_groups(trials: pd.DataFrame, max_gap: float | None) -> list[PointGroup
         Groups in state order (COMPLETE, PRUNED, FAIL, …), feasible before infeasible.
     """
     column = value_column(trials)
-    needed = {"best_val_loss", "gap", "state", "number"}
+    needed = {TrialAttr.BEST_VAL_LOSS, TrialAttr.GAP, TrialAttr.STATE, "number"}
     if column is None or not needed <= set(trials.columns):
         return []
-    rows = trials[trials[column].notna() & trials["best_val_loss"].notna() & trials["gap"].notna()]
+    rows = trials[
+        trials[column].notna()
+        & trials[TrialAttr.BEST_VAL_LOSS].notna()
+        & trials[TrialAttr.GAP].notna()
+    ]
     found: dict[tuple[str, str], PointGroup] = {}
     for _, row in rows.iterrows():
-        key = (str(row["state"]), _feasibility(row, max_gap))
+        key = (str(row[TrialAttr.STATE]), _feasibility(row, max_gap))
         group = found.setdefault(key, PointGroup(*key, [], [], []))
         group.numbers.append(int(row["number"]))
-        group.val_loss.append(float(row["best_val_loss"]))
-        group.gap.append(float(row["gap"]))
+        group.val_loss.append(float(row[TrialAttr.BEST_VAL_LOSS]))
+        group.gap.append(float(row[TrialAttr.GAP]))
     order = [*STATE_COLOURS, *sorted({k[0] for k in found} - set(STATE_COLOURS))]
     feas = list(_FEASIBLE_SYMBOLS)
     return [found[k] for k in sorted(found, key=lambda k: (order.index(k[0]), feas.index(k[1])))]
@@ -247,8 +253,8 @@ def stop_category(row: pd.Series) -> str:
     Returns:
         The label (not escaped).
     """
-    state = str(row.get("state"))
-    rule = row.get("stop_rule")
+    state = str(row.get(TrialAttr.STATE))
+    rule = row.get(TrialAttr.STOP_RULE)
     if rule is not None and not pd.isna(rule) and str(rule):
         return f"{state}: {rule}"
     if state == "COMPLETE":
@@ -377,16 +383,18 @@ def gap_vs_val_loss(trials: pd.DataFrame, max_gap: float | None) -> go.Figure:
 
 
 def _add_pareto_front(fig: go.Figure, trials: pd.DataFrame) -> None:
-    if "pareto" not in trials.columns or not {"best_val_loss", "gap"} <= set(trials.columns):
+    if "pareto" not in trials.columns or not {TrialAttr.BEST_VAL_LOSS, TrialAttr.GAP} <= set(
+        trials.columns
+    ):
         return
-    front = trials[trials["pareto"].map(truthy) & trials["best_val_loss"].notna()]
+    front = trials[trials["pareto"].map(truthy) & trials[TrialAttr.BEST_VAL_LOSS].notna()]
     if front.empty:
         return
-    front = front.sort_values("best_val_loss")
+    front = front.sort_values(TrialAttr.BEST_VAL_LOSS)
     fig.add_trace(
         go.Scatter(
-            x=_floats(front["best_val_loss"]),
-            y=_floats(front["gap"]),
+            x=_floats(front[TrialAttr.BEST_VAL_LOSS]),
+            y=_floats(front[TrialAttr.GAP]),
             mode="lines",
             name="Pareto front",
             line={"color": "#444444", "dash": "dash", "width": 1},
@@ -404,12 +412,12 @@ def stop_counts(trials: pd.DataFrame) -> dict[str, dict[int, int]]:
     Returns:
         Category -> {epoch: trials}; trials without ``epochs_run`` are left out.
     """
-    if "epochs_run" not in trials.columns:
+    if TrialAttr.EPOCHS_RUN not in trials.columns:
         return {}
     counts: dict[str, dict[int, int]] = {}
-    for _, row in trials[trials["epochs_run"].notna()].iterrows():
+    for _, row in trials[trials[TrialAttr.EPOCHS_RUN].notna()].iterrows():
         by_epoch = counts.setdefault(stop_category(row), {})
-        epoch = int(row["epochs_run"])
+        epoch = int(row[TrialAttr.EPOCHS_RUN])
         by_epoch[epoch] = by_epoch.get(epoch, 0) + 1
     return dict(sorted(counts.items()))
 

@@ -9,37 +9,34 @@ taken from the results (names, paths, reasons) is HTML-escaped. No TensorFlow or
 from __future__ import annotations
 
 import html
-import json
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
 
-from overfit_search.config import load_sweep
 from overfit_search.config.schema import Sweep
-from overfit_search.errors import ConfigError, FatalError
-from overfit_search.layout import CHECK_MODEL_FILE
+from overfit_search.layout import StudyAttr, TrialAttr
 from overfit_search.results import figures
-from overfit_search.results.exports import (
-    BestChoice,
-    histories_frame,
-    open_study,
-    select_best,
-    trials_frame,
+from overfit_search.results.analysis import (
+    CHANCE_FACTOR,
+    _baseline_row,
+    _finished,
+    at_chance,
+    chance_note,
+    improvement,
+    split_counts,
+    state_counts,
 )
-from overfit_search.results.stuck import stuck_cause
+from overfit_search.results.reader import Results, read_results
 
 REPORT = "report.html"
 FIGURES_DIR = "figures"
 MAX_ROWS = 100
 """Longest list (skipped files, unreadable files, duplicate pairs) shown in full."""
-CHANCE_FACTOR = 1.5
-"""A finished trial whose best validation accuracy never exceeded this many times chance
-(1 / classes) is reported as stuck at chance."""
+
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
@@ -52,109 +49,6 @@ table.facts th{text-align:left} table.facts td{text-align:left}
 .note{color:#555} .warn{background:#fff4e5;border-left:4px solid #f08c00;padding:.5em 1em}
 .scroll{overflow-x:auto}
 """
-
-
-@dataclass
-class Results:
-    """What a results directory holds, read once.
-
-    Attributes:
-        out: The directory.
-        sweep: The sweep as run.
-        study: Its study.
-        trials: trials.csv (or rebuilt from the study when missing).
-        histories: histories.csv (or rebuilt from ``trials/<n>/history.csv``).
-        split: split.csv, when present.
-        skipped: skipped.csv, when present.
-        check: check_data.json, when present (or a string saying why it could not be read).
-        choice: The chosen trial, None when no trial finished COMPLETE.
-        version: The package version that ran the sweep (from sweep.yaml's header).
-    """
-
-    out: Path
-    sweep: Sweep
-    study: optuna.Study
-    trials: pd.DataFrame
-    histories: pd.DataFrame
-    split: pd.DataFrame | None
-    skipped: pd.DataFrame | None
-    check: dict[str, Any] | str | None
-    choice: BestChoice | None
-    version: str | None
-
-    @property
-    def max_gap(self) -> float:
-        """The objective's max_gap."""
-        return float(self.sweep.objective.max_gap)
-
-
-# --- reading ----------------------------------------------------------------------------------
-
-
-def _read_csv(path: Path) -> pd.DataFrame | None:
-    if not path.is_file():
-        return None
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-
-
-def _read_check(path: Path) -> dict[str, Any] | str | None:
-    if not path.is_file():
-        return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return f"could not read {path.name}: {exc}"
-    return doc if isinstance(doc, dict) else f"{path.name} is not a JSON object"
-
-
-def _version(sweep_file: Path) -> str | None:
-    first = sweep_file.read_text(encoding="utf-8").splitlines()[:1]
-    marker = "run by overfit-search "
-    if first and marker in first[0]:
-        return first[0].split(marker, 1)[1].strip()
-    return None
-
-
-def read_results(out: Path, study: optuna.Study | None = None) -> Results:
-    """Read a results directory.
-
-    Args:
-        out: The directory ``run`` wrote.
-        study: The study, when the caller has it open (else opened with :func:`open_study`).
-
-    Returns:
-        The results.
-
-    Raises:
-        ConfigError: No sweep.yaml (not a results directory), or no study.
-    """
-    sweep_file = out / "sweep.yaml"
-    if not sweep_file.is_file():
-        raise ConfigError(f"{out}: no sweep.yaml here: not a results directory")
-    sweep = load_sweep(sweep_file)
-    if study is None:
-        study = open_study(out, sweep)
-    trials = _read_csv(out / "trials.csv")
-    histories = _read_csv(out / "histories.csv")
-    try:
-        choice: BestChoice | None = select_best(study, sweep)
-    except FatalError:
-        choice = None
-    return Results(
-        out=out,
-        sweep=sweep,
-        study=study,
-        trials=trials_frame(study, out / "trials") if trials is None else trials,
-        histories=histories_frame(out / "trials") if histories is None else histories,
-        split=_read_csv(out / "split.csv"),
-        skipped=_read_csv(out / "skipped.csv"),
-        check=_read_check(out / "check_data.json"),
-        choice=choice,
-        version=_version(sweep_file),
-    )
 
 
 # --- small HTML helpers -----------------------------------------------------------------------
@@ -208,28 +102,16 @@ def _duration(seconds: float) -> str:
 # --- header -----------------------------------------------------------------------------------
 
 
-def state_counts(trials: pd.DataFrame) -> dict[str, int]:
-    """Trials per state, in the order COMPLETE, PRUNED, FAIL, RUNNING, WAITING, others.
-
-    Args:
-        trials: A trials.csv frame.
-
-    Returns:
-        State -> count (states with no trial left out).
-    """
-    if "state" not in trials.columns:
-        return {}
-    found = {str(k): int(v) for k, v in trials["state"].astype(str).value_counts().items()}
-    order = [*figures.STATE_COLOURS, *sorted(set(found) - set(figures.STATE_COLOURS))]
-    return {s: int(found[s]) for s in order if s in found}
-
-
 def _epochs_line(r: Results) -> str:
-    ran = r.trials[r.trials["state"] != "WAITING"] if "state" in r.trials.columns else r.trials
-    if "epochs_run" not in ran.columns or ran.empty:
+    ran = (
+        r.trials[r.trials[TrialAttr.STATE] != "WAITING"]
+        if TrialAttr.STATE in r.trials.columns
+        else r.trials
+    )
+    if TrialAttr.EPOCHS_RUN not in ran.columns or ran.empty:
         return "–"
-    total = int(ran["epochs_run"].fillna(0).sum())
-    max_epochs = int(r.study.user_attrs.get("max_epochs") or r.sweep.train.max_epochs)
+    total = int(ran[TrialAttr.EPOCHS_RUN].fillna(0).sum())
+    max_epochs = int(r.study.user_attrs.get(StudyAttr.MAX_EPOCHS) or r.sweep.train.max_epochs)
     possible = len(ran) * max_epochs
     saved = f", {100 * (1 - total / possible):.0f}% saved by stopping" if possible else ""
     return f"{total} of {possible} ({len(ran)} trials × {max_epochs} max_epochs){saved}"
@@ -262,91 +144,12 @@ def _chosen_line(r: Results) -> str:
     if r.choice is None:
         return "none: no trial finished COMPLETE"
     t = r.choice.trial
-    val, gap = t.user_attrs.get("best_val_loss"), t.user_attrs.get("gap")
-    epoch = t.user_attrs.get("best_epoch")
+    val, gap = t.user_attrs.get(TrialAttr.BEST_VAL_LOSS), t.user_attrs.get(TrialAttr.GAP)
+    epoch = t.user_attrs.get(TrialAttr.BEST_EPOCH)
     return (
         f"trial {t.number} ({_e(r.choice.why)}): val_loss {_num(val)} at epoch "
         f"{_num(epoch)}, gap {_num(gap)}"
     )
-
-
-def _finished_rows(trials: pd.DataFrame) -> pd.DataFrame:
-    """The COMPLETE and PRUNED rows of trials.csv."""
-    return trials[trials["state"].isin(["COMPLETE", "PRUNED"])]
-
-
-def at_chance(r: Results) -> tuple[list[int], float] | None:
-    """Finished trials whose best validation accuracy stayed at chance.
-
-    Args:
-        r: The results (split.csv gives the number of classes; histories.csv the accuracies).
-
-    Returns:
-        The trial numbers and the accuracy bar (:data:`CHANCE_FACTOR` / classes), or None when
-        the classes or accuracies are not known.
-    """
-    h, split = r.histories, r.split
-    if split is None or "label" not in split.columns or "val_accuracy" not in h.columns:
-        return None
-    classes = split["label"].nunique()
-    if classes < 2 or "state" not in r.trials.columns:
-        return None
-    bar = CHANCE_FACTOR / classes
-    best = h.groupby("trial")["val_accuracy"].max()
-    finished = _finished_rows(r.trials)["number"].astype(int)
-    return [n for n in finished if n in best.index and best[n] <= bar], bar
-
-
-def chance_note(r: Results, probe: Mapping[str, Any] | None = None) -> str | None:
-    """A warning naming the finished trials that never beat chance, or None when there are none.
-
-    It gives their learning-rate range against the other trials' and the likely cause, named
-    from the evidence (:func:`~overfit_search.results.stuck.stuck_cause`).
-
-    Args:
-        r: The results.
-        probe: The setup check's result, when one ran (see ``stuck_cause``).
-    """
-    found = at_chance(r)
-    if not found or not found[0]:
-        return None
-    stuck, bar = found
-    finished = _finished_rows(r.trials)
-    note = (
-        f"{len(stuck)} of {len(finished)} finished trials never beat chance (best validation "
-        f"accuracy at most {bar:.3g}): trial{'s' if len(stuck) > 1 else ''} "
-        f"{', '.join(map(str, stuck[:10]))}{', …' if len(stuck) > 10 else ''}."
-    )
-    if "param_learning_rate" in finished.columns:
-        lr = finished.set_index("number")["param_learning_rate"]
-        mine = lr[lr.index.isin(stuck)]
-        others = lr[~lr.index.isin(stuck)]
-        note += f" Their learning rates: {mine.min():.2g}–{mine.max():.2g}"
-        note += (
-            f"; the other trials: {others.min():.2g}–{others.max():.2g}." if len(others) else "."
-        )
-    assert r.split is not None  # at_chance found classes in it
-    classes = int(r.split["label"].nunique())
-    if probe is None:
-        probe = _probe_evidence(r.out / CHECK_MODEL_FILE)
-    cause = stuck_cause(r.trials, r.histories, stuck, classes, bar, probe)
-    return f"{note} {cause.sentence()}"
-
-
-def _probe_evidence(path: Path) -> dict[str, Any] | None:
-    """What the setup check's check_model.json says, in ``stuck_cause``'s terms, or None."""
-    doc = _read_check(path)
-    if not isinstance(doc, dict) or not doc.get("rows"):
-        return None
-    try:
-        return {
-            "passed": bool(doc["passed"]),
-            "accuracy": max(float(row["val_accuracy"]) for row in doc["rows"]),
-            "chance": float(doc["chance"]),
-            "preprocess": doc.get("chosen", "?"),
-        }
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def _warnings(r: Results, counts: dict[str, int]) -> str:
@@ -375,7 +178,7 @@ def _warnings(r: Results, counts: dict[str, int]) -> str:
 def _header(r: Results) -> str:
     counts = state_counts(r.trials)
     by_state = ", ".join(f"{n} {_e(s)}" for s, n in counts.items()) or "none"
-    stopped = r.trials.get("stopped_early")
+    stopped = r.trials.get(TrialAttr.STOPPED_EARLY)
     early = int(stopped.map(figures.truthy).sum()) if stopped is not None else 0
     rows = [
         ("objective", _objective_line(r.sweep)),
@@ -430,34 +233,9 @@ def _trials_section(r: Results) -> str:
     return _section("trials", "Trials", note, table)
 
 
-def _baseline_row(trials: pd.DataFrame) -> pd.Series | None:
-    if "baseline" not in trials.columns or trials.empty:
-        return None
-    rows = trials[trials["baseline"].map(figures.truthy)]
-    return None if rows.empty else rows.iloc[0]
-
-
-def _finished(row: pd.Series) -> bool:
-    return str(row.get("state")) in ("COMPLETE", "PRUNED") and not pd.isna(row.get("best_val_loss"))
-
-
 def _reason(row: pd.Series) -> str:
-    reason = row.get("stop_reason")
+    reason = row.get(TrialAttr.STOP_REASON)
     return "no reason recorded" if reason is None or pd.isna(reason) else str(reason)
-
-
-def improvement(before: float, after: float) -> tuple[float, float | None]:
-    """Change from ``before`` to ``after``: absolute, and percent of ``before``.
-
-    Args:
-        before: The baseline's figure.
-        after: The winner's figure.
-
-    Returns:
-        ``(after - before, percent)``; percent is None when ``before`` is zero.
-    """
-    delta = after - before
-    return delta, (100.0 * delta / abs(before) if abs(before) > 1e-12 else None)
 
 
 def _change_row(label: str, before: float, after: float) -> tuple[str, str]:
@@ -480,10 +258,12 @@ def _baseline_section(r: Results) -> str:
     w = win.iloc[0]
     rows = [
         ("trials", f"baseline {int(base['number'])} → chosen {int(w['number'])}"),
-        _change_row("val_loss", float(base["best_val_loss"]), float(w["best_val_loss"])),
+        _change_row(
+            "val_loss", float(base[TrialAttr.BEST_VAL_LOSS]), float(w[TrialAttr.BEST_VAL_LOSS])
+        ),
     ]
-    if not (pd.isna(base.get("gap")) or pd.isna(w.get("gap"))):
-        rows.append(_change_row("gap", float(base["gap"]), float(w["gap"])))
+    if not (pd.isna(base.get(TrialAttr.GAP)) or pd.isna(w.get(TrialAttr.GAP))):
+        rows.append(_change_row("gap", float(base[TrialAttr.GAP]), float(w[TrialAttr.GAP])))
     note = '<p class="note">Negative changes are improvements (both are minimized).</p>'
     return _section("baseline", "Improvement over the baseline", _facts(rows), note)
 
@@ -536,21 +316,6 @@ def _figure_sections(r: Results, pngs: list[Path]) -> str:
 
 
 # --- data check -------------------------------------------------------------------------------
-
-
-def split_counts(split: pd.DataFrame) -> pd.DataFrame:
-    """Images per class and subset from split.csv, with a total row and column.
-
-    Args:
-        split: split.csv (``label``, ``subset`` columns).
-
-    Returns:
-        One row per class (``class``, one column per subset, ``total``), then ``total``.
-    """
-    table = pd.crosstab(split["label"].astype(str), split["subset"].astype(str))
-    table["total"] = table.sum(axis=1)
-    table.loc["total"] = table.sum(axis=0)
-    return table.rename_axis(index="class", columns=None).reset_index()
 
 
 def _split_part(split: pd.DataFrame | None) -> str:
@@ -711,9 +476,12 @@ def _write(results: Results) -> Path:
 
 
 __all__ = [
+    "CHANCE_FACTOR",
     "FIGURES_DIR",
     "REPORT",
     "Results",
+    "at_chance",
+    "chance_note",
     "improvement",
     "read_results",
     "render",

@@ -23,6 +23,8 @@ from typing import Any
 
 import pandas as pd
 
+from overfit_search.layout import TrialAttr
+
 DIVERGED_FACTOR = 2.0
 """A first epoch whose clean loss exceeds this many times ln(classes) diverged."""
 WHOLE_RANGE = 0.75
@@ -125,7 +127,7 @@ def stuck_cause(
             f"{float(probe.get('chance', 1 / classes)):.2f} (preprocess "
             f"{probe.get('preprocess', '?')}): the features do not separate the classes."
         )
-    finished = trials[trials["state"].isin(["COMPLETE", "PRUNED"])]
+    finished = trials[trials[TrialAttr.STATE].isin(["COMPLETE", "PRUNED"])]
     lr = (
         finished.set_index("number")["param_learning_rate"]
         if "param_learning_rate" in finished.columns

@@ -20,6 +20,7 @@ from overfit_search.layout import (
     BEST_WEIGHTS,
     HISTORY_COLUMNS,
     HISTORY_FILE,
+    ResultKey,
     checkpoint_path,
     checkpoints,
 )
@@ -106,10 +107,10 @@ class _EpochReporter(keras.callbacks.Callback):  # type: ignore[misc]
         train_loss = cross_entropy(p_train, y_train)
         penalty = sum(float(keras.ops.convert_to_numpy(loss)) for loss in self.model.losses)
         row = {
-            "epoch": number,
-            "val_loss": val_loss,
-            "train_eval_loss": train_loss,
-            "gap": val_loss - train_loss,
+            ResultKey.EPOCH: number,
+            ResultKey.VAL_LOSS: val_loss,
+            ResultKey.TRAIN_EVAL_LOSS: train_loss,
+            ResultKey.GAP: val_loss - train_loss,
             "val_accuracy": accuracy(p_val, self.data.y_val),
             "train_eval_accuracy": accuracy(p_train, y_train),
             "keras_loss": float(logs.get("loss", math.nan)),

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
-from overfit_search import check_data as cmd
+from overfit_search import check_data_cli as cmd
 from overfit_search.config.schema import DataConfig
 from overfit_search.data import ImageData, load_data
 from overfit_search.data.check import (
