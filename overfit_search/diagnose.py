@@ -31,7 +31,6 @@ from typing import Any, Literal
 import yaml
 
 from overfit_search.argtypes import nonneg_float, positive_int
-from overfit_search.config import sweep_from_dict
 from overfit_search.errors import ConfigError
 from overfit_search.pruning.rules import generalization_loss
 
@@ -1110,6 +1109,8 @@ def write_sweep(
         raise ConfigError(f"{path}: already exists; pass --force to replace it")
     directory = str(Path(data_dir).expanduser().resolve()) if data_dir else PLACEHOLDER_DIR
     doc, comments = suggest_sweep(d, name or sweep_name(d.source), directory, backbone)
+    from overfit_search.config import sweep_from_dict
+
     sweep_from_dict(json.loads(json.dumps(doc)), source=str(path))
     comments[-1] = comments[-1].replace("validate FILE", f"validate {path}")
     header = [part for line in comments for part in textwrap.wrap(line, 96)]
