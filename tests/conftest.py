@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import pwd
 import re
@@ -197,8 +198,11 @@ def postgres_server() -> Iterator[PostgresServer]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+_DATABASES = itertools.count()
+
+
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> str:
     """A fresh database of the session's server for this test: its ``postgresql://`` URL."""
-    name = re.sub(r"\W", "_", request.node.name.lower())[:40] + f"_{os.getpid()}"
-    return postgres_server.create_database(name)
+    slug = re.sub(r"\W", "_", request.node.name.lower())
+    return postgres_server.create_database(f"t{next(_DATABASES)}_{slug}"[:63])

@@ -117,7 +117,18 @@ def test_processes_opening_one_fresh_database_at_once_all_succeed(
     tmp_path: Path, round_: int
 ) -> None:
     """The race the CI hit: the driver and a poller creating study.db's schema together."""
-    url, go = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "go"
+    _open_at_once(f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "go")
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_processes_opening_one_fresh_postgresql_database_at_once_all_succeed(
+    tmp_path: Path, postgres_url: str, round_: int
+) -> None:
+    """Two drivers (or a driver and the dashboard) starting on an empty server database."""
+    _open_at_once(postgres_url, tmp_path / "go")
+
+
+def _open_at_once(url: str, go: Path) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", _OPENER, url, str(go)],
