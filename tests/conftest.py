@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import sqlalchemy
@@ -150,6 +150,12 @@ class PostgresServer:
         return self.url(name)
 
 
+def _pg_failed(done: subprocess.CompletedProcess[str], folder: Path, log: Path) -> NoReturn:
+    detail = log.read_text() if log.exists() else ""
+    shutil.rmtree(folder, ignore_errors=True)
+    raise RuntimeError(f"PostgreSQL did not start: {done.args}\n{done.stdout}{done.stderr}{detail}")
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """initdb + pg_ctl start of a throwaway server on 127.0.0.1 (a free port, sockets and data
@@ -173,24 +179,27 @@ def postgres_server() -> Iterator[PostgresServer]:
         prefix = ["runuser", "-u", user, "--"]
     data, log = folder / "data", folder / "server.log"
     pg_ctl = [*prefix, str(bin_dir / "pg_ctl"), "-D", str(data)]
-    subprocess.run(
+    init = subprocess.run(
         [*prefix, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
          "-E", "UTF8", "--no-sync", "--no-instructions"],
-        check=True, capture_output=True, timeout=120,
+        capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    port = _free_port()
-    options = (
-        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder} "
-        "-c fsync=off -c synchronous_commit=off -c max_connections=200"
-    )
-    started = subprocess.run(
-        [*pg_ctl, "-l", str(log), "-o", options, "-w", "-t", "60", "start"],
-        capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
-    if started.returncode != 0:
-        detail = log.read_text() if log.exists() else ""
-        shutil.rmtree(folder, ignore_errors=True)
-        raise RuntimeError(f"pg_ctl start failed: {started.stdout}{started.stderr}{detail}")
+    if init.returncode != 0:
+        _pg_failed(init, folder, log)
+    for _ in range(3):  # another process may take the free port before the server does
+        port = _free_port()
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder} "
+            "-c fsync=off -c synchronous_commit=off -c max_connections=200"
+        )
+        started = subprocess.run(
+            [*pg_ctl, "-l", str(log), "-o", options, "-w", "-t", "60", "start"],
+            capture_output=True, text=True, timeout=90,
+        )  # fmt: skip
+        if started.returncode == 0:
+            break
+    else:
+        _pg_failed(started, folder, log)
     try:
         yield PostgresServer(port, folder)
     finally:
