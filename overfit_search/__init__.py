@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from overfit_search.config import load_sweep
 from overfit_search.errors import ConfigError, DataError, FatalError, OverfitSearchError, TrialError
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from overfit_search.config import load_sweep
     from overfit_search.orchestration.runner import SweepResult
 
 __all__ = [
@@ -25,6 +25,15 @@ __all__ = [
     "load_sweep",
     "run_sweep",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # `overfit-search --help` imports this package: pydantic (the sweep schema) loads on first use
+    if name == "load_sweep":
+        from overfit_search.config import load_sweep
+
+        return load_sweep
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run_sweep(sweep: Any, **overrides: Any) -> SweepResult:

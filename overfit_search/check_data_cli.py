@@ -11,15 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from overfit_search.argtypes import int_at_least, nonneg_float
-from overfit_search.config.schema import DataConfig
-from overfit_search.data.check import (
-    Thresholds,
-    check_data,
-    format_report,
-)
+from overfit_search.data.thresholds import Thresholds
 from overfit_search.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from overfit_search.config.schema import DataConfig
 
 DIRECTORY_IMAGE_SIZE = 64
 """Side the images of a bare directory are decoded at for the check."""
@@ -133,6 +132,8 @@ def data_config(target: str | Path, image_size: int | None = None) -> tuple[Data
         DataError: ``target`` does not exist.
         ConfigError: The sweep file is invalid.
     """
+    from overfit_search.config.schema import DataConfig
+
     path = Path(target).expanduser()
     if path.is_dir():
         cfg = DataConfig(
@@ -172,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         ConfigError: The sweep file or a threshold is invalid.
     """
     from overfit_search.data import load_data, sorted_split_warning
+    from overfit_search.data.check import check_data, format_report
 
     try:
         thresholds = Thresholds(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from overfit_search.models.probe import ALPHA
+from overfit_search.models.probe_level import ALPHA
 
 EPILOG = f"""\
 The probe: a seeded sample of training and validation images (up to 40 per class, at most 400

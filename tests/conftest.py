@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
+import sqlalchemy
 import yaml
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
@@ -97,3 +108,110 @@ def fixture_digits_sweep(
     for section, values in sections.items():
         doc[section] = {**doc.get(section, {}), **values}
     return doc
+
+
+# --- A real PostgreSQL server (Debian's postgresql package), shared by the tests of a session ---
+
+PG_BINARIES = "/usr/lib/postgresql/*/bin"
+
+
+def _pg_bin() -> Path | None:
+    """The newest PostgreSQL bin folder that has initdb and pg_ctl, or None."""
+    found = [p for p in Path("/").glob(PG_BINARIES[1:]) if (p / "initdb").exists()]
+    found = [p for p in found if (p / "pg_ctl").exists()]
+    return max(found, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+               default=None)  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PostgresServer:
+    """A running server: ``url(db)`` is the SQLAlchemy URL of one of its databases."""
+
+    port: int
+    folder: Path
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` and return its URL."""
+        engine = sqlalchemy.create_engine(self.url(), isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+        finally:
+            engine.dispose()
+        return self.url(name)
+
+
+def _pg_failed(done: subprocess.CompletedProcess[str], folder: Path, log: Path) -> NoReturn:
+    detail = log.read_text() if log.exists() else ""
+    shutil.rmtree(folder, ignore_errors=True)
+    raise RuntimeError(f"PostgreSQL did not start: {done.args}\n{done.stdout}{done.stderr}{detail}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """initdb + pg_ctl start of a throwaway server on 127.0.0.1 (a free port, sockets and data
+    in a temporary folder, trust authentication), stopped at the end of the session. PostgreSQL
+    refuses to run as root, so as root it runs as the ``postgres`` user (else ``nobody``)."""
+    bin_dir = _pg_bin()
+    if bin_dir is None:
+        pytest.skip(
+            f"needs PostgreSQL's initdb and pg_ctl under {PG_BINARIES} (Debian: postgresql)"
+        )
+    prefix: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="overfit-search-pg-"))
+    if os.geteuid() == 0:
+        user = "postgres"
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            user = "nobody"
+        entry = pwd.getpwnam(user)
+        os.chown(folder, entry.pw_uid, entry.pw_gid)
+        prefix = ["runuser", "-u", user, "--"]
+    data, log = folder / "data", folder / "server.log"
+    pg_ctl = [*prefix, str(bin_dir / "pg_ctl"), "-D", str(data)]
+    init = subprocess.run(
+        [*prefix, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+         "-E", "UTF8", "--no-sync", "--no-instructions"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    if init.returncode != 0:
+        _pg_failed(init, folder, log)
+    for _ in range(3):  # another process may take the free port before the server does
+        port = _free_port()
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder} "
+            "-c fsync=off -c synchronous_commit=off -c max_connections=200"
+        )
+        started = subprocess.run(
+            [*pg_ctl, "-l", str(log), "-o", options, "-w", "-t", "60", "start"],
+            capture_output=True, text=True, timeout=90,
+        )  # fmt: skip
+        if started.returncode == 0:
+            break
+    else:
+        _pg_failed(started, folder, log)
+    try:
+        yield PostgresServer(port, folder)
+    finally:
+        subprocess.run([*pg_ctl, "-m", "fast", "-w", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_DATABASES = itertools.count()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A fresh database of the session's server for this test: its ``postgresql://`` URL."""
+    slug = re.sub(r"\W", "_", request.node.name.lower())
+    return postgres_server.create_database(f"t{next(_DATABASES)}_{slug}"[:63])

@@ -27,6 +27,38 @@ def test_import_help_and_validate_load_neither_tensorflow_nor_ray() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=ROOT)
 
 
+HEAVY = {
+    "numpy", "pandas", "PIL", "optuna", "ray", "keras", "tensorflow", "jax", "sklearn",
+    "scipy", "matplotlib", "plotly", "pyarrow", "torch",
+}  # fmt: skip
+COMMANDS = ("run", "validate", "best", "report", "dashboard", "retrain", "export", "confirm",
+            "diagnose", "check-data", "check-model")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["validate", "sweeps/demo.yaml"], *([c, "--help"] for c in COMMANDS)],
+    ids=lambda argv: " ".join(argv),
+)
+def test_help_and_validate_import_no_heavy_module(argv: list[str]) -> None:
+    """`overfit-search --help` and `validate` stay fast: the command as run, with Python's own
+    record of every module it imported (-X importtime)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "overfit_search", *argv],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "overfit_search.cli" in imported  # the record is there: the check can fail
+    loaded = sorted({name.split(".")[0] for name in imported} & HEAVY)
+    assert not loaded, f"{' '.join(argv)} imported {loaded}"
+    if argv == ["validate", "sweeps/demo.yaml"]:
+        assert "ok (study 'demo'" in done.stdout
+
+
 def test_validate_ok(write_sweep: Any, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(write_sweep(tiny_sweep()))]) == 0
     assert "ok (study 'tiny'" in capsys.readouterr().out

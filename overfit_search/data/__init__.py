@@ -12,24 +12,55 @@ Splits are in :mod:`overfit_search.data.split`.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from overfit_search.config.schema import DataConfig
-from overfit_search.data.dataset import ImageData
-from overfit_search.data.digits import digits_images, load_digits_data
-from overfit_search.data.folder import load_folder_data
-from overfit_search.data.split import SORTED_SPLIT_WARNING, sorted_split_warning
 from overfit_search.errors import DataError
 
-Loader = Callable[[DataConfig, Path | None, int | None], ImageData]
+if TYPE_CHECKING:  # the package itself stays light (numpy, pandas, Pillow load on first use)
+    from overfit_search.config.schema import DataConfig
+    from overfit_search.data.dataset import ImageData
+    from overfit_search.data.digits import digits_images
+    from overfit_search.data.split import SORTED_SPLIT_WARNING, sorted_split_warning
+
+Loader = Callable[["DataConfig", Path | None, int | None], "ImageData"]
 """``(data section, cache folder or None, split seed or None for data.seed) -> ImageData``."""
 
-SOURCES: dict[str, Loader] = {
-    "folder": load_folder_data,
-    "digits": load_digits_data,
+_LAZY = {
+    "ImageData": "overfit_search.data.dataset",
+    "digits_images": "overfit_search.data.digits",
+    "SORTED_SPLIT_WARNING": "overfit_search.data.split",
+    "sorted_split_warning": "overfit_search.data.split",
 }
-"""``data.source`` name -> loader."""
+"""Names of this package imported from their module on first use (PEP 562)."""
+
+
+def _sources() -> dict[str, Loader]:
+    """:data:`SOURCES`, made (importing the loaders) on first use, then the same dict."""
+    made: dict[str, Loader] | None = globals().get("SOURCES")
+    if made is None:
+        from overfit_search.data.digits import load_digits_data
+        from overfit_search.data.folder import load_folder_data
+
+        made = {"folder": load_folder_data, "digits": load_digits_data}
+        globals()["SOURCES"] = made
+    return made
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SOURCES":
+        return _sources()
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+SOURCES: dict[str, Loader]
+"""``data.source`` name -> loader (imported on first use)."""
 
 
 def load_data(
@@ -52,12 +83,13 @@ def load_data(
         DataError: Unknown source, or the data is missing or unusable (one-line message
             naming the setting and the folder).
     """
+    sources = _sources()
     try:
-        loader = SOURCES[cfg.source]
+        loader = sources[cfg.source]
     except KeyError:
         raise DataError(
             f"data.source: unknown source '{cfg.source}'; choose one of: "
-            f"{', '.join(sorted(SOURCES))}"
+            f"{', '.join(sorted(sources))}"
         ) from None
     data = loader(cfg, cache_dir, rng_seed)
     if cfg.test_fraction:

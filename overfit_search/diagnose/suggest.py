@@ -10,7 +10,6 @@ from typing import Any
 
 import yaml
 
-from overfit_search.config import sweep_from_dict
 from overfit_search.diagnose.render import _fmt, _validation_fraction
 from overfit_search.diagnose.verdict import Diagnosis
 from overfit_search.errors import ConfigError
@@ -185,6 +184,8 @@ def write_sweep(
         raise ConfigError(f"{path}: already exists; pass --force to replace it")
     directory = str(Path(data_dir).expanduser().resolve()) if data_dir else PLACEHOLDER_DIR
     doc, comments = suggest_sweep(d, name or sweep_name(d.source), directory, backbone)
+    from overfit_search.config import sweep_from_dict  # pydantic: not for --help
+
     sweep_from_dict(json.loads(json.dumps(doc)), source=str(path))
     comments[-1] = comments[-1].replace("validate FILE", f"validate {path}")
     header = [part for line in comments for part in textwrap.wrap(line, 96)]

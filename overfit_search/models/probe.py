@@ -32,14 +32,12 @@ import numpy as np
 import numpy.typing as npt
 
 from overfit_search.models.catalog import PREPROCESS_CONVENTIONS
+from overfit_search.models.probe_level import ALPHA
 
 if TYPE_CHECKING:
     from overfit_search.config.schema import ModelConfig, Sweep
     from overfit_search.data.dataset import ImageData
 
-ALPHA = 0.01
-"""Family-wise level of the setup check: the best convention's validation accuracy must have a
-one-sided binomial p-value below ``ALPHA / conventions tried`` (Bonferroni) against chance."""
 TRAIN_PER_CLASS = 40
 """Training images per class in the probe's sample (at most)."""
 VAL_PER_CLASS = 40

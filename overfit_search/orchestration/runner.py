@@ -403,10 +403,19 @@ def _run_locked(
     if not sweep.study.storage:
         _fail_unfinished(study, None, "interrupted")
     else:
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
     finished_before = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     done_before = sum(t.state != TrialState.FAIL for t in finished_before)
     to_run = max(0, sweep.study.trials - done_before)
+    logger.info(
+        "study '%s': %d trial(s) done, %d to run by this driver (study.trials = %d)",
+        sweep.name,
+        done_before,
+        to_run,
+        sweep.study.trials,
+    )
     space, fixed = split_space(sweep.search, sweep.train)
     if to_run:
         requeued = _requeue_interrupted(study, to_run)

@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import math
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,10 @@ class OverfitOptunaSearch(OptunaSearch):
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self.broken is not None:
             return Searcher.FINISHED  # type: ignore[return-value]  # Ray's "no more trials"
-        params = super().suggest(trial_id)
+        with warnings.catch_warnings():
+            # Optuna warns that heartbeats belong to Study.optimize; the runner beats for us
+            warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+            params = super().suggest(trial_id)
         if params is None:
             return None
         ot_trial = compat.searcher_trials(self)[trial_id]

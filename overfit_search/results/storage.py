@@ -25,8 +25,17 @@ ATTEMPTS = 6
 FIRST_WAIT_S = 0.05
 """Wait after the first lost race; it doubles after each further one (about 1.5 s in all)."""
 
+_RACE_ERRORS = (
+    sqlalchemy.exc.IntegrityError,
+    sqlalchemy.exc.OperationalError,
+    # PostgreSQL (psycopg): CREATE TABLE lost is DuplicateTable, a ProgrammingError
+    sqlalchemy.exc.ProgrammingError,
+)
+"""The error classes a lost schema-creation race is raised as (with one of _RACE_SIGNS)."""
+
 _RACE_SIGNS = (
-    "already exists",  # CREATE TABLE lost: SQLite "table x already exists", PostgreSQL "relation"
+    "already exists",  # CREATE TABLE lost: SQLite "table x already exists", PostgreSQL
+    # 'relation "studies" already exists' (psycopg.errors.DuplicateTable)
     "alembic_version",  # the schema stamp inserted twice
     "version_info",  # Optuna's own version row inserted twice
     "duplicate key",  # PostgreSQL's wording of a unique violation on either
@@ -36,7 +45,7 @@ _RACE_SIGNS = (
 
 def lost_schema_race(exc: BaseException) -> bool:
     """Whether ``exc`` is what a process sees when another created the schema first."""
-    if not isinstance(exc, sqlalchemy.exc.IntegrityError | sqlalchemy.exc.OperationalError):
+    if not isinstance(exc, _RACE_ERRORS):
         return False
     text = str(exc).lower()
     return any(sign in text for sign in _RACE_SIGNS)
@@ -60,7 +69,7 @@ def open_storage(url: str, **kwargs: Any) -> optuna.storages.RDBStorage:
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return optuna.storages.RDBStorage(url, **kwargs)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as exc:
+        except _RACE_ERRORS as exc:
             if attempt == ATTEMPTS or not lost_schema_race(exc):
                 raise
             logger.debug("storage %s: another process is creating it; retrying", url)
