@@ -299,7 +299,7 @@ class SearchConfig(_Section):
 class ObjectiveConfig(_Section):
     """How a trial is scored (DESIGN.md §5)."""
 
-    mode: Literal["constrained", "pareto", "penalized"] = "constrained"
+    mode: Literal["val_loss", "constrained", "pareto", "penalized"] = "constrained"
     max_gap: Annotated[float, Field(ge=0.0)] = 0.10
     penalty_weight: Annotated[float, Field(ge=0.0)] = 1.0
 

@@ -26,7 +26,7 @@ from ray.tune.search.optuna import OptunaSearch
 from overfit_search.config.schema import Sweep
 from overfit_search.orchestration.progress import SweepProgress
 from overfit_search.pruning import Outcome, OverfitJudge
-from overfit_search.scoring import is_feasible, objective_values
+from overfit_search.scoring import constrains_gap, is_feasible, objective_values
 from overfit_search.search_space import trial_values
 
 logger = logging.getLogger(__name__)
@@ -257,8 +257,7 @@ class OverfitOptunaSearch(OptunaSearch):
             attrs["feasible"] = feasible
         for key, value in attrs.items():
             ot_trial.set_user_attr(key, _jsonable(value))
-        if objective.mode != "penalized" and state != "FAIL" and outcome.gap_at_best is not None:
-            # penalized folds the gap into the value; a constraint too would count it twice
+        if constrains_gap(objective.mode) and state != "FAIL" and outcome.gap_at_best is not None:
             ot_trial.set_constraint("gap", outcome.gap_at_best - objective.max_gap)
         note = _note(ot_trial.number, attrs, objective.max_gap) + _curves_brief(
             val_hist, train_hist
