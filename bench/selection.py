@@ -4,7 +4,8 @@ Selection banks (``bench/curves/selection/<setup>.csv``, recorded by
 ``bench/_record_selection.py`` with the project's own trainer) hold, for every configuration
 and epoch, the validation and clean training loss the product sees and the loss and accuracy on
 a test split no trial sees. A *sweep* is a random ``--size``-configuration subset of a setup's
-pool (``--sweeps`` subsets per setup, a seeded ``numpy.random.Generator``). In each sweep every
+pool (``--sweeps`` subsets per setup, a seeded ``numpy.random.Generator``; at most three
+quarters of the pool, so that a small pool's sweeps still differ). In each sweep every
 selection rule picks one trial from what the product knows of it (``val_loss@best``,
 ``gap@best``, its validation curve), and the pick is scored by its test loss and accuracy at its
 best epoch by val_loss: the weights the product keeps and exports. Every trial runs its full
@@ -41,18 +42,13 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 BANKS = HERE / "curves" / "selection"
 RESEED_SUFFIX = "-seed2"
-CHOOSING = ("sel-59", "sel-all10")
+CHOOSING = ("sel-59", "sel-3589-smallval")
 """Setups the default rule was chosen on; every other bank is held out."""
 BASELINE = "lowest val_loss"
-DEFAULT_RULE = "smoothed best±1"
+DEFAULT_RULE = "lowest val_loss"
 """The rule of the product's default ``objective.mode`` (see README, bench/RESULTS.md)."""
-PRODUCT_MODES = {
-    "constrained gap<=0.10": "objective.mode: constrained, max_gap: 0.10 (the previous default)",
-    "lowest val_loss": "objective.mode: val_loss",
-    "smoothed best±1": "objective.mode: smoothed",
-    "penalized hinge w=1 gap>0.10": "objective.mode: penalized (penalty_weight 1, max_gap 0.10)",
-}
-"""Rules that are an ``objective.mode`` of the product, and which."""
+PREVIOUS_DEFAULT = "constrained gap<=0.10"
+"""The rule of the default before issue 19 (``constrained``, ``max_gap: 0.10``)."""
 
 
 @dataclass(frozen=True)
@@ -237,7 +233,7 @@ def replay(
     picks = picks if picks is not None else rules()
     rng = np.random.default_rng(seed)
     out: dict[str, Tally] = {name: Tally() for name in [*picks, ORACLE]}
-    n = min(size, len(runs))
+    n = sweep_size(size, len(runs))
     for _ in range(sweeps):
         sweep = [runs[i] for i in sorted(rng.choice(len(runs), size=n, replace=False))]
         base = sweep[picks[BASELINE](sweep)] if BASELINE in picks else sweep[0]
@@ -247,7 +243,7 @@ def replay(
             _score(out[name], run, base, 0.0)
     reseeded = [r for r in runs if r.reseed_val_loss]
     if len(reseeded) >= 3:
-        m = min(size, len(reseeded) - 1) if len(reseeded) > 3 else len(reseeded)
+        m = sweep_size(size, len(reseeded))
         mean_t, base_t = Tally(), Tally()
         for _ in range(sweeps):
             sweep = [reseeded[i] for i in sorted(rng.choice(len(reseeded), size=m, replace=False))]
@@ -258,6 +254,12 @@ def replay(
         out[f"{BASELINE} (reseeded pool)"] = base_t
         out["reseed mean k=2 (reseeded pool)"] = mean_t
     return out
+
+
+def sweep_size(size: int, pool: int) -> int:
+    """Configurations per sweep: ``size``, at most three quarters of the pool (so that the
+    sweeps of a small pool still differ), at least 3 (or the whole pool if smaller)."""
+    return min(size, max(3, (3 * pool) // 4), pool)
 
 
 def _score(tally: Tally, run: Run, base: Run, extra: float) -> None:
@@ -400,19 +402,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = load_bank(path)
         results[setup] = replay(runs, sweeps, args.size, args.seed * 1000 + index)
         role = "choosing" if setup in choosing else "held out"
-        print(f"\n## {setup} ({role}): {describe(runs)}")
+        n = sweep_size(args.size, len(runs))
+        print(f"\n## {setup} ({role}): {describe(runs)}; sweeps of {n}")
         if not args.quick:
             print("\n".join(table(results[setup], args.markdown)))
     for label, group in (("choosing", choosing), ("held out", held_out)):
         if not group:
             continue
-        print(f"\n## {label}: {', '.join(group)}; {sweeps} sweeps of {args.size} each")
+        print(f"\n## {label}: {', '.join(group)}; {sweeps} sweeps per setup")
         print("\n".join(table(pooled(results, group), args.markdown)))
     if choosing:
         winner = best_rule(pooled(results, choosing))
         print(f"\nchosen on {', '.join(choosing)}: {winner} (product default: {DEFAULT_RULE})")
     group = held_out or choosing
-    tally = pooled(results, group)[DEFAULT_RULE]
+    pool = pooled(results, group)
+    previous = pool[PREVIOUS_DEFAULT]
+    print(
+        f"previous default ({PREVIOUS_DEFAULT}) {previous.ratio:.3f} "
+        f"better={previous.better:.3f} worse={previous.worse:.3f}"
+    )
+    tally = pool[DEFAULT_RULE]
     print(f"default {tally.ratio:.3f} better={tally.better:.3f}")
     return 0
 

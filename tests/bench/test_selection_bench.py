@@ -143,7 +143,8 @@ def test_cli_quick_prints_the_default_summary_last(
     assert bench.main(argv) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert re.fullmatch(r"default \d+\.\d{3} better=\d\.\d{3}", lines[-1]), lines[-1]
-    assert lines[-2].startswith("chosen on a: ")
+    assert lines[-2].startswith("previous default (constrained gap<=0.10) ")
+    assert lines[-3].startswith("chosen on a: ")
     assert any(line.startswith("## held out: b, c") for line in lines)
 
 
