@@ -46,3 +46,12 @@ def constrains_gap(mode: Mode) -> bool:
     ``val_loss`` leaves it out of the choice.
     """
     return mode in ("constrained", "pareto")
+
+
+def counts_for_best(mode: Mode, state: str, feasible: bool | None) -> bool:
+    """Whether a finished trial can be the export's choice (``select_best``), so the live
+    table's "best" shows what the run would export: COMPLETE trials only, and with
+    ``constrained`` or ``pareto`` only those within ``max_gap``."""
+    if state != "COMPLETE":
+        return False
+    return bool(feasible) if constrains_gap(mode) else True

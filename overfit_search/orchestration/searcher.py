@@ -26,7 +26,7 @@ from ray.tune.search.optuna import OptunaSearch
 from overfit_search.config.schema import Sweep
 from overfit_search.orchestration.progress import SweepProgress
 from overfit_search.pruning import Outcome, OverfitJudge
-from overfit_search.scoring import constrains_gap, is_feasible, objective_values
+from overfit_search.scoring import constrains_gap, counts_for_best, is_feasible, objective_values
 from overfit_search.search_space import trial_values
 
 logger = logging.getLogger(__name__)
@@ -173,11 +173,15 @@ class OverfitOptunaSearch(OptunaSearch):
         if self._progress is not None:
             frozen = self._study._storage.get_trial(ot_trial._trial_id)
             values = frozen.values or [None]
+            state = str(frozen.user_attrs.get("state") or frozen.state.name)
             self._progress.trial_finished(
-                str(frozen.user_attrs.get("state") or frozen.state.name),
+                state,
                 values[0],
                 ot_trial.number,
                 int(frozen.user_attrs.get("epochs_run") or 0),
+                counts_for_best(
+                    self._sweep.objective.mode, state, frozen.user_attrs.get("feasible")
+                ),
             )
 
     def _crash_reason(self, number: int | None) -> str:
