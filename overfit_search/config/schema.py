@@ -299,7 +299,9 @@ class SearchConfig(_Section):
 class ObjectiveConfig(_Section):
     """How a trial is scored (DESIGN.md §5)."""
 
-    mode: Literal["constrained", "pareto", "penalized"] = "constrained"
+    # val_loss by default since issue 19: on held-out selection banks (bench/selection.py) the
+    # gap-constrained choice picked trials with a higher test loss, never a lower one.
+    mode: Literal["val_loss", "constrained", "pareto", "penalized"] = "val_loss"
     max_gap: Annotated[float, Field(ge=0.0)] = 0.10
     penalty_weight: Annotated[float, Field(ge=0.0)] = 1.0
 

@@ -64,12 +64,16 @@ class SweepProgress:
             self.running += 1
             self.numbers.add(number)
 
-    def trial_finished(self, state: str, value: float | None, number: int, epochs: int) -> None:
+    def trial_finished(
+        self, state: str, value: float | None, number: int, epochs: int, eligible: bool = True
+    ) -> None:
+        """Count a finished trial; ``eligible``: it may be the export's choice
+        (:func:`overfit_search.scoring.counts_for_best`), so it may be the "best" shown."""
         with self._lock:
             self.running = max(0, self.running - 1)
             self.counts[state] = self.counts.get(state, 0) + 1
             self.epochs += epochs
-            finite = value is not None and math.isfinite(value) and state != "FAIL"
+            finite = value is not None and math.isfinite(value) and state != "FAIL" and eligible
             if finite and (self.best is None or value < self.best):  # type: ignore[operator]
                 self.best, self.best_number = value, number
 

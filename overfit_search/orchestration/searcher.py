@@ -29,7 +29,7 @@ from overfit_search.layout import CRASH_REASON_FILE, ConfigKey, ResultKey, Trial
 from overfit_search.orchestration import compat
 from overfit_search.orchestration.progress import SweepProgress
 from overfit_search.pruning import Outcome, OverfitJudge
-from overfit_search.scoring import is_feasible, objective_values
+from overfit_search.scoring import constrains_gap, counts_for_best, is_feasible, objective_values
 from overfit_search.search_space import trial_values
 
 logger = logging.getLogger(__name__)
@@ -180,11 +180,15 @@ class OverfitOptunaSearch(OptunaSearch):
         if self._progress is not None:
             frozen = compat.frozen_trial(self._study, ot_trial)
             values = frozen.values or [None]
+            state = str(frozen.user_attrs.get(TrialAttr.STATE) or frozen.state.name)
             self._progress.trial_finished(
-                str(frozen.user_attrs.get(TrialAttr.STATE) or frozen.state.name),
+                state,
                 values[0],
                 ot_trial.number,
                 int(frozen.user_attrs.get(TrialAttr.EPOCHS_RUN) or 0),
+                counts_for_best(
+                    self._sweep.objective.mode, state, frozen.user_attrs.get(TrialAttr.FEASIBLE)
+                ),
             )
 
     def _crash_reason(self, number: int | None) -> str:
@@ -264,8 +268,7 @@ class OverfitOptunaSearch(OptunaSearch):
             attrs[TrialAttr.FEASIBLE] = feasible
         for key, value in attrs.items():
             ot_trial.set_user_attr(key, _jsonable(value))
-        if objective.mode != "penalized" and state != "FAIL" and outcome.gap_at_best is not None:
-            # penalized folds the gap into the value; a constraint too would count it twice
+        if constrains_gap(objective.mode) and state != "FAIL" and outcome.gap_at_best is not None:
             ot_trial.set_constraint("gap", outcome.gap_at_best - objective.max_gap)
         note = _note(ot_trial.number, attrs, objective.max_gap) + _curves_brief(
             val_hist, train_hist

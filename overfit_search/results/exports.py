@@ -78,6 +78,7 @@ def pareto_numbers(study: optuna.Study) -> tuple[int, ...]:
 def select_best(study: optuna.Study, sweep: Sweep) -> BestChoice:
     """Pick the trial to export (DESIGN.md §5).
 
+    ``val_loss``: the lowest ``val_loss@best`` among COMPLETE trials, whatever their gap.
     ``constrained``: the lowest val_loss among feasible COMPLETE trials (Optuna's own
     constraint-aware ``best_trial``); if none is feasible, the one with the smallest gap, said in
     ``why``. ``penalized``: the lowest penalized value. ``pareto``: the lowest-val-loss point of
@@ -105,6 +106,8 @@ def select_best(study: optuna.Study, sweep: Sweep) -> BestChoice:
             "lowest val_loss on the Pareto front (none within max_gap)",
             numbers,
         )
+    if sweep.objective.mode == "val_loss":
+        return BestChoice(min(complete, key=_val), "lowest val_loss")
     if sweep.objective.mode == "constrained":
         feasible = [t for t in complete if t.user_attrs.get(TrialAttr.FEASIBLE)]
         if not feasible:

@@ -131,6 +131,7 @@ def _wall_line(r: Results) -> str:
 def _objective_line(sweep: Sweep) -> str:
     o = sweep.objective
     text = {
+        "val_loss": f"val_loss: minimize val_loss (gap reported; max_gap {o.max_gap:g})",
         "constrained": f"constrained: minimize val_loss with gap ≤ {o.max_gap:g}",
         "pareto": f"pareto: minimize (val_loss, gap); export within max_gap {o.max_gap:g}",
         "penalized": (

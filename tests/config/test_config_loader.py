@@ -13,7 +13,7 @@ from tests.conftest import tiny_sweep
 def test_minimal_sweep_gets_defaults(write_sweep: Any) -> None:
     sweep = load_sweep(write_sweep(tiny_sweep()))
     assert sweep.name == "tiny"
-    assert sweep.objective.mode == "constrained"
+    assert sweep.objective.mode == "val_loss"  # issue 19 (bench/selection.py)
     # issue 18: the balanced preset (peak rule + halving budget rule) is the default
     assert (sweep.pruning.preset, sweep.pruning.rule.name, sweep.pruning.budget.name) == (
         "balanced",

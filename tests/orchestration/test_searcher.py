@@ -261,3 +261,25 @@ def test_the_budget_rule_prunes_a_loser_and_says_so() -> None:
     assert over.state == TrialState.COMPLETE and over.value == pytest.approx(0.4)
     frame = trials_frame(study)
     assert frame.stop_rule.tolist()[4:] == ["halving", "peak"]
+
+
+LOW_BIG_GAP = [(1.0, 0.9), (0.6, 0.3), (0.5, 0.2), (0.4, 0.1), (0.35, 0.05), (0.3, 0.01)]
+
+
+@pytest.mark.parametrize(("mode", "chosen"), [("val_loss", 1), ("constrained", 0)])
+def test_val_loss_mode_sets_no_gap_constraint_and_exports_the_lowest(
+    mode: str, chosen: int
+) -> None:
+    from overfit_search.results.exports import select_best
+
+    searcher, stopper, study = _setup(mode)
+    _run(searcher, stopper, "a", GOOD)  # val_loss 0.43, gap 0.13
+    _run(searcher, stopper, "b", LOW_BIG_GAP)  # val_loss 0.30, gap 0.29 > max_gap 0.2
+    _, b = study.get_trials()
+    assert b.user_attrs["feasible"] is False  # reported in every mode
+    assert bool(b.constraints) is (mode == "constrained")
+    choice = select_best(study, searcher._sweep)
+    assert choice.trial.number == chosen
+    assert choice.why == (
+        "lowest val_loss" if mode == "val_loss" else "lowest val_loss with gap <= 0.2"
+    )
