@@ -1,1 +1,1 @@
-"""The only package that imports Ray: searcher, stopper, trainable, runner."""
+"""The only package that imports Ray: searcher, stopper, trainable, launch."""

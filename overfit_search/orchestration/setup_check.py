@@ -105,9 +105,9 @@ def _run_probe(sweep: Sweep, data: ImageData) -> tuple[dict[str, Any] | None, bo
     call started Ray (the caller's sweep keeps it and shuts it down)."""
     import ray
 
-    from overfit_search.orchestration.runner import _ray_init
+    from overfit_search.orchestration.launch import ray_init
 
-    started = _ray_init(sweep)
+    started = ray_init(sweep)
     res = sweep.resources
     task = ray.remote(
         num_cpus=res.cpus_per_trial, num_gpus=min(1.0, res.gpus_per_trial), max_calls=1
