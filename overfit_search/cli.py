@@ -75,6 +75,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         against = baseline_summary(result.study, best.trial)
         if against:
             console.print(against)
+        if result.test is not None:
+            from overfit_search.reuse import test_line
+
+            console.print(f"      On the {test_line(result.test)}", highlight=False)
     trials = result.study.get_trials(deepcopy=False)
     states = [t.user_attrs.get(TrialAttr.STATE) or t.state.name for t in trials]  # diverged: FAIL
     console.print(

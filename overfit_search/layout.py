@@ -56,6 +56,8 @@ class StudyAttr:
     SETUP_CHECK: Final = "setup_check"
     OBJECTIVE: Final = "objective"
     MAX_EPOCHS: Final = "max_epochs"
+    TEST_ESTIMATE: Final = "test_estimate"
+    """The chosen trial on the held-out test split (``data.test_fraction``), after the run."""
 
 
 class ResultKey:

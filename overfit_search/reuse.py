@@ -200,6 +200,51 @@ def _test_metrics(model: Any, data: ImageData) -> dict[str, Any]:
     }
 
 
+def test_estimate(out: Path, number: int) -> dict[str, Any] | None:
+    """The chosen trial's kept best-epoch weights on the held-out test split, once.
+
+    What a user should expect of the exported model on new data, and how far its
+    ``val_loss@best`` (the number that chose it among many trials) is from that: ``optimism``
+    is ``val_loss@best`` minus the test loss, as in ``bench/selection.py`` (negative: the
+    validation number was optimistic). None without a test split (``data.test_fraction``) or
+    kept weights.
+    """
+    from overfit_search.layout import BEST_WEIGHTS
+
+    source = resolve(out, number)
+    weights = out / "trials" / str(number) / BEST_WEIGHTS
+    if not source.sweep.data.test_fraction or not weights.is_file():
+        return None
+    data = load_split_data(source)
+    if data.x_test is None or data.y_test is None or not len(data.y_test):
+        return None
+    from overfit_search.training.final import evaluate_on, load_trial_weights
+
+    model = load_trial_weights(source.sweep, source.params, data.num_classes, weights, source.seed)
+    loss, acc = evaluate_on(model, data.x_test, data.y_test)
+    assert source.trial is not None
+    val = float(source.trial.user_attrs[TrialAttr.BEST_VAL_LOSS])
+    return {
+        "trial": number,
+        "test_loss": loss,
+        "test_accuracy": acc,
+        "test_images": len(data.y_test),
+        "val_loss": val,
+        "optimism": val - loss,
+    }
+
+
+def test_line(estimate: dict[str, Any]) -> str:
+    """One line for the run summary and best.yaml: the pick on the test split."""
+    diff = estimate["optimism"]
+    how = "optimistic" if diff < 0 else "pessimistic"
+    return (
+        f"held-out test split ({estimate['test_images']} images, never seen by a trial): "
+        f"test loss {estimate['test_loss']:.4f}, accuracy {estimate['test_accuracy']:.3f}; "
+        f"val_loss@best {estimate['val_loss']:.4f} was {abs(diff):.4f} {how}"
+    )
+
+
 def export(source: Source, output: Path, fmt: str = "keras") -> dict[str, Any]:
     """Save the trial's kept best-epoch weights as a ready model (no training).
 

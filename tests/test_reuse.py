@@ -235,6 +235,37 @@ def test_export_rebuilds_the_best_epoch_weights_without_training(
 
 
 @pytest.mark.slow
+def test_run_evaluates_the_chosen_trial_once_on_the_test_split(
+    finished: Path, tmp_path: Path
+) -> None:
+    from overfit_search.layout import StudyAttr
+    from overfit_search.results.dashboard import chosen_line
+    from overfit_search.results.exports import load_results
+
+    sweep, study = load_results(finished)
+    test = study.user_attrs[StudyAttr.TEST_ESTIMATE]
+    chosen = study.trials[test["trial"]]
+    assert test["val_loss"] == chosen.user_attrs["best_val_loss"]
+    assert test["optimism"] == pytest.approx(test["val_loss"] - test["test_loss"])
+    split = pd.read_csv(finished / "split.csv")
+    assert test["test_images"] == (split.subset == "test").sum()
+    # the same weights on the same images as `export` evaluates them
+    model_path = tmp_path / "export.keras"
+    assert main(["export", str(finished), "--output", str(model_path)]) == 0
+    metrics = json.loads(model_path.with_suffix(".metrics.json").read_text())
+    assert metrics["trial"] == test["trial"]
+    assert test["test_loss"] == pytest.approx(metrics["test_loss"], rel=1e-4)
+    # said where a user looks: best.yaml, report.html, the dashboard's study note
+    header = (finished / "best.yaml").read_text().splitlines()[:4]
+    assert any(line.startswith("# held-out test split") for line in header), header
+    assert f"test loss {test['test_loss']:.4f}" in (finished / "report.html").read_text()
+    note = chosen_line(study, sweep)
+    assert note is not None and f"Exported: trial {test['trial']}" in note
+    assert f"test loss {test['test_loss']:.4f}" in note
+    assert load_sweep(finished / "best.yaml").name  # still a valid sweep file
+
+
+@pytest.mark.slow
 def test_confirm_reseeds_the_top_trial_and_best_can_pick_by_it(
     finished: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 
 from overfit_search.config import Sweep, load_sweep
 from overfit_search.errors import ConfigError, FatalError
-from overfit_search.layout import TrialAttr
+from overfit_search.layout import StudyAttr, TrialAttr
 from overfit_search.orchestration.launch import ray_init, run_tune
 from overfit_search.orchestration.output import (
     LOCK_FILE,
@@ -76,6 +76,8 @@ class SweepResult:
         paths: The files written, by name.
         epochs_saved: Epochs not run because trials were stopped early.
         interrupted: The signal that interrupted the sweep (``SIGINT``, ``SIGTERM``), or None.
+        test: The chosen trial on the held-out test split (:func:`overfit_search.reuse.
+            test_estimate`), or None without ``data.test_fraction``.
     """
 
     study: optuna.Study
@@ -84,6 +86,7 @@ class SweepResult:
     paths: dict[str, Path] = field(default_factory=dict)
     epochs_saved: int = 0
     interrupted: str | None = None
+    test: dict[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -227,6 +230,9 @@ def _run_locked(
     fail_unfinished(study, tracker.numbers if sweep.study.storage else None, "interrupted")
     drop_checkpoints(study, out)
     best = write_exports(study, sweep, out, fixed)
+    test = None
+    if best is not None and sweep.data.test_fraction and not interrupted:
+        test = _test_estimate(study, best, out)
     write_review(study, out)
     paths = {
         n: out / n
@@ -243,7 +249,7 @@ def _run_locked(
         if (out / n).exists()
     }
     saved = _epochs_saved(study, sweep.train.max_epochs)
-    result = SweepResult(study, best, out, paths, saved, interrupted)
+    result = SweepResult(study, best, out, paths, saved, interrupted, test)
     ran = tracker.done
     if broken is not None and not interrupted:
         from overfit_search.orchestration.searcher import BROKEN_AFTER
@@ -268,6 +274,31 @@ def _epochs_saved(study: optuna.Study, max_epochs: int) -> int:
         if t.user_attrs.get(TrialAttr.STOPPED_EARLY) and t.user_attrs.get(TrialAttr.EPOCHS_RUN):
             saved += max_epochs - int(t.user_attrs[TrialAttr.EPOCHS_RUN])
     return saved
+
+
+def _test_estimate(study: optuna.Study, best: BestChoice, out: Path) -> dict[str, Any] | None:
+    """Evaluate the chosen trial once on the test split; keep it in the study and best.yaml.
+
+    A failure here never fails the sweep: ``overfit-search export`` evaluates it again.
+    """
+    from overfit_search.reuse import test_estimate, test_line
+
+    try:
+        estimate = test_estimate(out, best.trial.number)
+    except Exception:
+        logger.warning("could not evaluate the chosen trial on the test split", exc_info=True)
+        return None
+    if estimate is None:
+        return None
+    study.set_user_attr(StudyAttr.TEST_ESTIMATE, estimate)
+    logger.info("trial %d on the %s", best.trial.number, test_line(estimate))
+    path = out / "best.yaml"
+    if path.exists():
+        lines = path.read_text().splitlines(keepends=True)
+        header = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
+        lines.insert(header, f"# {test_line(estimate)}\n")
+        path.write_text("".join(lines))
+    return estimate
 
 
 def _first_fail_reason(study: optuna.Study) -> str:

@@ -53,12 +53,42 @@ def save_figures(
     )
     for figure, graph_id in zip(built, FIGURE_IDS, strict=True):
         save_plotly_graph_object(study, figure, graph_object_id=graph_id)
-    save_note(study, study_note(trials, sweep))
+    save_note(study, study_note(trials, sweep, chosen_line(study, sweep)))
     return list(FIGURE_IDS)
 
 
-def study_note(trials: pd.DataFrame, sweep: Sweep) -> str:
-    """The study's Markdown note: what was searched, how trials ended, where to look."""
+def chosen_line(study: optuna.Study, sweep: Sweep) -> str | None:
+    """Markdown: the trial the export chose and why, and how it did on the test split.
+
+    optuna-dashboard's own "Best Trial" card ignores the objective's rule (it can show an
+    infeasible trial under ``constrained``), so the note says which trial best.yaml holds.
+    """
+    from overfit_search.errors import FatalError
+    from overfit_search.layout import StudyAttr
+    from overfit_search.results.exports import select_best
+
+    try:
+        choice = select_best(study, sweep)
+    except FatalError:
+        return None
+    a = choice.trial.user_attrs
+    line = (
+        f"**Exported: trial {choice.trial.number}** ({choice.why}): val_loss "
+        f"{a[TrialAttr.BEST_VAL_LOSS]:.4f} at epoch {a[TrialAttr.BEST_EPOCH]}, gap "
+        f"{a[TrialAttr.GAP]:.4f}. This is the trial in best.yaml; the dashboard's Best Trial "
+        "card applies no rule of ours and may name another."
+    )
+    test = study.user_attrs.get(StudyAttr.TEST_ESTIMATE)
+    if isinstance(test, dict) and test.get("trial") == choice.trial.number:
+        from overfit_search.reuse import test_line
+
+        line += f" On the {test_line(test)}."
+    return line
+
+
+def study_note(trials: pd.DataFrame, sweep: Sweep, chosen: str | None = None) -> str:
+    """The study's Markdown note: what was searched, how trials ended, which trial was
+    exported (``chosen``, see :func:`chosen_line`), where to look."""
     counts = trials.state.value_counts().to_dict() if TrialAttr.STATE in trials else {}
     ended = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none yet"
     runs = (
@@ -71,7 +101,8 @@ def study_note(trials: pd.DataFrame, sweep: Sweep) -> str:
         f"Backbone `{sweep.model.backbone}`, objective **{sweep.objective.mode}** "
         f"(max_gap {sweep.objective.max_gap:g}), rule `{sweep.pruning.rule.name}`.\n\n"
         f"Trials: {ended}. Epochs run: {epochs} of {full} without stopping.\n\n"
-        "Values are the clean validation loss at each trial's best epoch; the gap is "
+        + (f"{chosen}\n\n" if chosen else "")
+        + "Values are the clean validation loss at each trial's best epoch; the gap is "
         "validation loss above clean training loss there. The figures below show the best "
         "trials' train vs validation curves, gap vs validation loss (feasible trials are "
         "circles), and the epoch at which each trial stopped and why. Each trial's note "

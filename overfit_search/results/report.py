@@ -153,6 +153,16 @@ def _chosen_line(r: Results) -> str:
     )
 
 
+def _test_row(r: Results) -> list[tuple[str, str]]:
+    """The chosen trial on the held-out test split, when the run evaluated it."""
+    test = r.study.user_attrs.get(StudyAttr.TEST_ESTIMATE)
+    if not isinstance(test, dict) or r.choice is None or test.get("trial") != r.choice.trial.number:
+        return []
+    from overfit_search.reuse import test_line
+
+    return [("test split", _e(test_line(test)))]
+
+
 def _warnings(r: Results, counts: dict[str, int]) -> str:
     finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
     notes = []
@@ -187,6 +197,7 @@ def _header(r: Results) -> str:
         ("epochs run", _epochs_line(r)),
         ("time", _wall_line(r)),
         ("chosen trial", _chosen_line(r)),
+        *_test_row(r),
         ("backbone", _e(r.sweep.model.backbone)),
         ("sampler", _e(f"{r.sweep.study.sampler} (seed {r.sweep.study.seed})")),
         ("results", _e(r.out.resolve())),
