@@ -9,6 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from overfit_search import run_sweep
+from overfit_search.layout import TrialAttr
 
 pytestmark = pytest.mark.slow
 DEMO = Path(__file__).resolve().parents[2] / "sweeps" / "demo.yaml"
@@ -25,7 +26,12 @@ def test_demo_prunes_and_stops_early(tmp_path: Path) -> None:
     ]
     assert stopped_complete, "no trial was stopped early as COMPLETE"
     assert result.epochs_saved > 0
-    assert result.best is not None and result.best.trial.user_attrs["feasible"]
+    # objective.mode: val_loss (the measured default): the export is the COMPLETE trial with the
+    # lowest val_loss at its best epoch, whatever its gap.
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    lowest = min(complete, key=lambda t: t.user_attrs[TrialAttr.BEST_VAL_LOSS])
+    assert result.best is not None and result.best.trial.number == lowest.number
+    assert isinstance(result.best.trial.user_attrs[TrialAttr.FEASIBLE], bool)  # still reported
     assert set(result.paths) >= {
         "study.db",
         "sweep.yaml",
