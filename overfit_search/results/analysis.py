@@ -36,9 +36,23 @@ def state_counts(trials: pd.DataFrame) -> dict[str, int]:
     return {s: int(found[s]) for s in order if s in found}
 
 
+CHANCE_MIN_EPOCHS = 3
+"""Only trials that ran this many epochs are judged against chance: a trial the budget rule cut
+after an epoch or two (a slow start, ranked early) has not had the time to learn."""
+
+
 def _finished_rows(trials: pd.DataFrame) -> pd.DataFrame:
     """The COMPLETE and PRUNED rows of trials.csv."""
     return trials[trials[TrialAttr.STATE].isin(["COMPLETE", "PRUNED"])]
+
+
+def _judged_rows(trials: pd.DataFrame) -> pd.DataFrame:
+    """The finished rows that ran :data:`CHANCE_MIN_EPOCHS` epochs (all, when not recorded)."""
+    finished = _finished_rows(trials)
+    if TrialAttr.EPOCHS_RUN not in finished.columns:
+        return finished
+    ran = pd.to_numeric(finished[TrialAttr.EPOCHS_RUN], errors="coerce")
+    return finished[ran.isna() | (ran >= CHANCE_MIN_EPOCHS)]
 
 
 def at_chance(r: Results) -> tuple[list[int], float] | None:
@@ -59,8 +73,8 @@ def at_chance(r: Results) -> tuple[list[int], float] | None:
         return None
     bar = CHANCE_FACTOR / classes
     best = h.groupby("trial")["val_accuracy"].max()
-    finished = _finished_rows(r.trials)["number"].astype(int)
-    return [n for n in finished if n in best.index and best[n] <= bar], bar
+    judged = _judged_rows(r.trials)["number"].astype(int)
+    return [n for n in judged if n in best.index and best[n] <= bar], bar
 
 
 def chance_note(r: Results, probe: Mapping[str, Any] | None = None) -> str | None:
@@ -77,12 +91,18 @@ def chance_note(r: Results, probe: Mapping[str, Any] | None = None) -> str | Non
     if not found or not found[0]:
         return None
     stuck, bar = found
-    finished = _finished_rows(r.trials)
+    finished = _judged_rows(r.trials)
+    short = len(_finished_rows(r.trials)) - len(finished)
     note = (
         f"{len(stuck)} of {len(finished)} finished trials never beat chance (best validation "
         f"accuracy at most {bar:.3g}): trial{'s' if len(stuck) > 1 else ''} "
         f"{', '.join(map(str, stuck[:10]))}{', …' if len(stuck) > 10 else ''}."
     )
+    if short:
+        note += (
+            f" ({short} stopped before epoch {CHANCE_MIN_EPOCHS} by the budget rule are not "
+            "counted.)"
+        )
     if "param_learning_rate" in finished.columns:
         lr = finished.set_index("number")["param_learning_rate"]
         mine = lr[lr.index.isin(stuck)]

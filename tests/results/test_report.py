@@ -465,6 +465,24 @@ def test_report_names_trials_stuck_at_chance_and_their_learning_rates(tmp_path: 
     assert "against chance 0.25 (preprocess tf)" in page
 
 
+def test_trials_cut_after_an_epoch_or_two_are_not_called_stuck_at_chance(tmp_path: Path) -> None:
+    """A budget rule stops slow starters after epoch 1: at chance then, but not stuck."""
+    out = tmp_path / "tiny"
+    _results(out)
+    _four_classes(out)
+    _stuck_at_chance(out)
+    trials = pd.read_csv(out / "trials.csv")
+    trials.loc[trials.number == 2, "epochs_run"] = 1  # cut at the first rung
+    trials.to_csv(out / "trials.csv", index=False)
+    page = _page(out)
+    assert "1 of 4 finished trials never beat chance" in page
+    assert "trial 3." in page and "trials 2, 3" not in page
+    assert "(1 stopped before epoch 3 by the budget rule are not counted.)" in page
+    trials.loc[trials.number == 3, "epochs_run"] = 2
+    trials.to_csv(out / "trials.csv", index=False)
+    assert "never beat chance" not in _page(out)
+
+
 @pytest.mark.parametrize("stuck", [False, True])
 def test_run_prints_the_chance_warning_in_its_summary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stuck: bool
