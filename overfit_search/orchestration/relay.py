@@ -163,12 +163,7 @@ class TrialFolder:
         """Send the files that changed (and the names that went) since the last sync."""
         if self.sink is None:
             return
-        now: dict[str, tuple[int, int]] = {}
-        if self.path.is_dir():
-            for p in self.path.iterdir():
-                if p.is_file() and not p.name.startswith("."):
-                    st = p.stat()
-                    now[p.name] = (st.st_mtime_ns, st.st_size)
+        now = self._stamps()
         files: dict[str, bytes | None] = {n: None for n in self._sent if n not in now}
         for name, stamp in now.items():
             if self._sent.get(name) != stamp:
@@ -189,11 +184,19 @@ class TrialFolder:
             return
         self.sync()
         if self.path.is_dir() and all(
-            self._sent.get(p.name) == (p.stat().st_mtime_ns, p.stat().st_size)
-            for p in self.path.iterdir()
-            if p.is_file() and not p.name.startswith(".")
+            self._sent.get(name) == stamp for name, stamp in self._stamps().items()
         ):
             shutil.rmtree(self.path, ignore_errors=True)
+
+    def _stamps(self) -> dict[str, tuple[int, int]]:
+        """Name -> (mtime_ns, size) of the folder's files (not the hidden partial writes)."""
+        stamps: dict[str, tuple[int, int]] = {}
+        if self.path.is_dir():
+            for p in self.path.iterdir():
+                if p.is_file() and not p.name.startswith("."):
+                    st = p.stat()
+                    stamps[p.name] = (st.st_mtime_ns, st.st_size)
+        return stamps
 
 
 def scratch_root() -> Path:
