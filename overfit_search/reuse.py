@@ -200,14 +200,15 @@ def _test_metrics(model: Any, data: ImageData) -> dict[str, Any]:
     }
 
 
-def test_estimate(out: Path, number: int) -> dict[str, Any] | None:
+def test_estimate(out: Path, number: int, data: ImageData | None = None) -> dict[str, Any] | None:
     """The chosen trial's kept best-epoch weights on the held-out test split, once.
 
     What a user should expect of the exported model on new data, and how far its
     ``val_loss@best`` (the number that chose it among many trials) is from that: ``optimism``
     is ``val_loss@best`` minus the test loss, as in ``bench/selection.py`` (negative: the
     validation number was optimistic). None without a test split (``data.test_fraction``) or
-    kept weights.
+    kept weights. ``data``: the sweep's data, test split included, when the caller holds it
+    already (``run`` does); otherwise it is loaded and checked against split.csv.
     """
     from overfit_search.layout import BEST_WEIGHTS
 
@@ -215,7 +216,8 @@ def test_estimate(out: Path, number: int) -> dict[str, Any] | None:
     weights = out / "trials" / str(number) / BEST_WEIGHTS
     if not source.sweep.data.test_fraction or not weights.is_file():
         return None
-    data = load_split_data(source)
+    if data is None:
+        data = load_split_data(source)
     if data.x_test is None or data.y_test is None or not len(data.y_test):
         return None
     from overfit_search.training.final import evaluate_on, load_trial_weights

@@ -12,7 +12,7 @@ import logging
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import pandas as pd
@@ -45,6 +45,9 @@ from overfit_search.orchestration.study import (
 )
 from overfit_search.results.exports import BestChoice, write_exports
 from overfit_search.search_space import split_space
+
+if TYPE_CHECKING:
+    from overfit_search.data.dataset import ImageData
 
 __all__ = [
     "LOCK_FILE",
@@ -232,7 +235,7 @@ def _run_locked(
     best = write_exports(study, sweep, out, fixed)
     test = None
     if best is not None and sweep.data.test_fraction and not interrupted:
-        test = _test_estimate(study, best, out)
+        test = _test_estimate(study, best, out, data)
     write_review(study, out)
     paths = {
         n: out / n
@@ -276,15 +279,19 @@ def _epochs_saved(study: optuna.Study, max_epochs: int) -> int:
     return saved
 
 
-def _test_estimate(study: optuna.Study, best: BestChoice, out: Path) -> dict[str, Any] | None:
+def _test_estimate(
+    study: optuna.Study, best: BestChoice, out: Path, data: ImageData
+) -> dict[str, Any] | None:
     """Evaluate the chosen trial once on the test split; keep it in the study and best.yaml.
+
+    ``data`` is the sweep's data as this run loaded it (the test split the trials never saw).
 
     A failure here never fails the sweep: ``overfit-search export`` evaluates it again.
     """
     from overfit_search.reuse import test_estimate, test_line
 
     try:
-        estimate = test_estimate(out, best.trial.number)
+        estimate = test_estimate(out, best.trial.number, data)
     except Exception:
         logger.warning("could not evaluate the chosen trial on the test split", exc_info=True)
         return None
