@@ -335,6 +335,7 @@ class PeakRuleConfig(_Section):
     patience: Annotated[int, Field(ge=1)] = 3
     z: Annotated[float, Field(ge=0)] = 2.0
     min_rise: Annotated[float, Field(ge=0)] = 1.0
+    smooth: Annotated[int, Field(ge=1)] = 1
 
 
 class NoRuleConfig(_Section):
