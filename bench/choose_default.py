@@ -1,0 +1,135 @@
+"""Choose the stopping presets (issue 18, round 3) on the choosing curve banks only.
+
+Replays a grid of the two-part policy (the ``peak`` overfit rule and the ``halving`` budget
+rule) over random 30-configuration searches of every bank in :data:`CHOOSING` and prints, per
+setting, the pooled mean epoch fraction and mean best val-loss ratio to no stopping (the same
+scores as ``bench/pruning.py``), then the setting each preset takes:
+
+- each preset minimises ``fraction + weight * (ratio - 1)`` pooled over the choosing banks, with
+  the weight saying what 1 % of best val loss is worth in epochs: ``safe`` 20 (1 % of quality
+  = 20 % of the epochs), ``balanced`` 5, ``fast`` 1.5.
+
+The banks named in :data:`HELD_OUT` are refused: the presets are reported on them by
+``bench/pruning.py`` only after the choice is committed.
+
+Usage::
+
+    python bench/choose_default.py            # 20 subsets per bank (about 10 minutes)
+    python bench/choose_default.py --seeds 5  # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from _policies import Judge, NoStopping, replay  # noqa: E402
+from pruning import SUBSET_SIZE, load_curves, random_subsets  # noqa: E402
+
+CHOOSING = (
+    "digits.csv",
+    "digits_heldout.csv",
+    "digits-small.csv",
+    "digits10.csv",
+    "mobilenetv2.csv",
+    "selection/sel-59.csv",
+    "selection/sel-3589-smallval.csv",
+    "selection/sel-59-24px.csv",
+    "selection/sel-6789-40px.csv",
+    "selection/ov-3589-choose.csv",
+)
+"""Every bank seen before this round's choice (all of rounds 1 and 2) and one new overfitting-
+regime bank recorded for choosing."""
+HELD_OUT = ("selection/ov-59-hilr.csv", "selection/ov-all10.csv")
+"""Recorded for this round and never replayed here."""
+
+WEIGHTS = {"safe": 20.0, "balanced": 5.0, "fast": 1.5}
+"""Preset -> epochs fraction that 1.0 of best val-loss ratio is worth (see the docstring)."""
+
+PEAK_GRID = {"patience": (3, 4), "z": (2.0, 3.0), "smooth": (1, 3)}
+HALVING_GRID = {
+    "first_rung": (1, 2),
+    "reduction_factor": (3.0, 4.0),
+    "min_trials": (5, 8),
+    "z": (1.0, 2.0, 3.0),
+}
+
+
+def _grid(grid: dict[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    keys = list(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def score(
+    subsets: dict[str, list[list[Any]]],
+    fulls: dict[str, list[Any]],
+    peak: dict[str, Any],
+    halving: dict[str, Any],
+) -> tuple[float, float, float, dict[str, tuple[float, float]]]:
+    """Pooled (fraction, ratio, share within 1 %) and per-bank (fraction, ratio) of a setting."""
+    per: dict[str, tuple[float, float]] = {}
+    fractions: list[float] = []
+    ratios: list[float] = []
+    for bank, searches in subsets.items():
+        f_bank, r_bank = [], []
+        for search, full in zip(searches, fulls[bank], strict=True):
+            policy = Judge("c", "peak", budget={"name": "halving", **halving}, **peak)
+            result = replay(search, policy)
+            f_bank.append(result.epochs / full.epochs)
+            r_bank.append(result.best_val_loss / full.best_val_loss)
+        per[bank] = (statistics.fmean(f_bank), statistics.fmean(r_bank))
+        fractions += f_bank
+        ratios += r_bank
+    within = sum(r <= 1.01 for r in ratios) / len(ratios)
+    return statistics.fmean(fractions), statistics.fmean(ratios), within, per
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Replay the grid on the choosing banks; print every setting and each preset's pick."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20, help="random subsets per bank")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    subsets, fulls = {}, {}
+    for bank in CHOOSING:
+        if bank in HELD_OUT:
+            raise SystemExit(f"{bank} is held out: the presets are never chosen on it")
+        path = HERE / "curves" / bank
+        subsets[bank] = random_subsets(load_curves(path), args.seeds, SUBSET_SIZE)
+        fulls[bank] = [replay(s, NoStopping()) for s in subsets[bank]]
+    rows = []
+    for peak in _grid(PEAK_GRID):
+        for halving in _grid(HALVING_GRID):
+            fraction, ratio, within, per = score(subsets, fulls, peak, halving)
+            rows.append((fraction, ratio, within, peak, halving, per))
+            print(
+                f"peak {peak} halving {halving}: {fraction:.3f} / {ratio:.4f} / "
+                f"{100 * within:.0f}%",
+                flush=True,
+            )
+    seconds = time.monotonic() - started
+    print(f"replayed {len(rows)} settings on {len(CHOOSING)} banks in {seconds:.0f}s")
+    for preset, weight in WEIGHTS.items():
+        fraction, ratio, within, peak, halving, per = min(
+            rows, key=lambda r: r[0] + weight * (r[1] - 1.0)
+        )
+        print(
+            f"{preset} (weight {weight:g}): peak {peak} halving {halving}: pooled {fraction:.3f} / "
+            f"{ratio:.4f} / {100 * within:.0f}% within 1 %; per bank "
+            + " ".join(f"{Path(b).stem} {f:.2f}/{r:.3f}" for b, (f, r) in per.items())
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
