@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from overfit_search.config import load_sweep
+from overfit_search.config.knobs import KNOBS_BY_NAME
 from overfit_search.config.schema import Sweep
 from overfit_search.errors import ConfigError
 from overfit_search.layout import TrialAttr
@@ -100,7 +101,7 @@ def resolve(path: str | Path, number: int | None = None, by: str = "value") -> S
     space, fixed = split_space(sweep.search, sweep.train)
     if space:
         name = sorted(space)[0]
-        section = "train" if name in sweep.train.knobs() else "search"
+        section = KNOBS_BY_NAME[name].section
         raise ConfigError(
             f"{where}: {section}.{name} is still a range; give a results directory or "
             "the best.yaml it wrote (every knob fixed)"

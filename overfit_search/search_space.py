@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from overfit_search.config.knobs import KNOBS_BY_NAME
 from overfit_search.config.schema import (
     TRAIN_KNOBS,
     FloatRange,
@@ -104,7 +105,7 @@ def baseline_pins(search: SearchConfig, train: TrainConfig) -> dict[str, Any]:
         return {}
     distributions, _ = split_space(search, train)
     return {
-        k: int(v) if k == "head_epochs" else float(v)
+        k: int(v) if KNOBS_BY_NAME[k].integer else float(v)
         for k, v in search.baseline.items()
         if k in TRAIN_KNOBS and k not in distributions
     }
