@@ -30,9 +30,9 @@ from overfit_search.results.storage import open_storage
 from overfit_search.search_space import (
     PINNED_ATTR,
     split_space,
+    train_values,
     trial_seed,
     trial_values,
-    two_phase,
 )
 
 
@@ -314,9 +314,8 @@ def best_sweep(sweep: Sweep, trial: FrozenTrial, fixed: dict[str, Any]) -> dict[
     doc["name"] = f"{sweep.name}-best"
     epochs = int(trial.user_attrs.get(TrialAttr.BEST_EPOCH) or sweep.train.max_epochs)
     doc["train"]["max_epochs"] = epochs
-    head_epochs, lr_factor = two_phase(sweep, values)
-    doc["train"]["head_epochs"] = min(head_epochs, epochs)
-    doc["train"]["finetune_lr_factor"] = lr_factor
+    doc["train"].update(train_values(sweep, values))
+    doc["train"]["head_epochs"] = min(doc["train"]["head_epochs"], epochs)
     doc["study"]["trials"] = 1
     doc["study"].pop("storage", None)
     doc["train"]["seed"] = seed_of(sweep, trial)
