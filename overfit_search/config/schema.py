@@ -191,8 +191,8 @@ def _knob_field(name: str) -> Any:
     knob = KNOBS_BY_NAME[name]
     if isinstance(knob.default, Span) and knob.alternatives is None:
         return Field(default_factory=lambda: knob_default(knob))
-    # the first of a group of alternatives starts unset: SearchConfig fills it in when the
-    # sweep gives none of the group
+    # a knob of a group of alternatives starts unset: SearchConfig fills in the group's first
+    # when the sweep gives none of them
     return Field(default=None if knob.alternatives is not None else knob_default(knob))
 
 
@@ -284,8 +284,8 @@ def _shown(knob: Knob, value: float) -> str:
 
 
 def _check_baseline_pin(name: str, value: float) -> None:
-    """A baseline's pinned value of train setting ``name`` (any value of a searched range's
-    kind: a whole number for an integer one).
+    """Check a baseline's pinned value of train setting ``name`` against its table bound (and,
+    for an integer setting, that it is whole).
 
     Raises:
         ValueError: The value is below the setting's bound, or not whole where it must be.
