@@ -9,7 +9,9 @@ bounds and their default (a fixed value or a range, with its log scale). The sch
 
 A pydantic field per knob is still declared on ``SearchConfig`` / ``TrainConfig`` (so that
 ``sweep.search.dropout`` stays typed); ``tests/config/test_knob_table.py`` fails when the
-fields and this table disagree. Pure: no Keras, TensorFlow, Ray or Optuna.
+fields and this table disagree, and a row without its field already fails at import (pydantic:
+"Decorators defined with incorrect fields": the bound validators name every row). Pure: no
+Keras, TensorFlow, Ray or Optuna.
 """
 
 from __future__ import annotations
