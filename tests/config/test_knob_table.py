@@ -9,6 +9,7 @@ range has no table entry.
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 import typing
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticUndefined
 
@@ -174,3 +176,24 @@ def test_the_config_package_imports_no_heavy_module() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=ROOT)
+
+
+def test_the_readmes_sweep_file_shows_the_tables_defaults() -> None:
+    """The README's annotated sweep file (every setting at its default) keeps the knob table's
+    defaults: a changed default range shows up there too."""
+    text = (ROOT / "README.md").read_text()
+    (block,) = [
+        b
+        for b in re.findall(r"```ya?ml\n(.*?)```", text, re.S)
+        if "search:" in b and "finetune_lr_factor:" in b
+    ]
+    doc = yaml.safe_load(block)
+    for knob in KNOB_TABLE:
+        shown = doc[knob.section].get(knob.name)
+        if knob.default is None:
+            assert shown is None, f"README.md shows {knob.name}, which has no default"
+            continue
+        model = SECTIONS[knob.section]
+        assert getattr(model.model_validate({knob.name: shown}), knob.name) == knob_default(knob), (
+            f"README.md's {knob.section}.{knob.name} ({shown}) is not the table's default"
+        )
