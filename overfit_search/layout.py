@@ -80,6 +80,15 @@ class ConfigKey:
     """The number of the interrupted trial whose checkpoint this trial resumes from."""
 
 
+PARAM_PREFIX = "param_"
+"""``trials.csv`` carries each Optuna parameter (a searched knob) as ``param_<knob>``."""
+
+
+def param_column(knob: str) -> str:
+    """The ``trials.csv`` column of a searched knob's values (``param_learning_rate``)."""
+    return f"{PARAM_PREFIX}{knob}"
+
+
 CRASH_REASON_FILE = "crash_reason.txt"
 """Written into ``trials/<number>/`` by a trial that ends its own worker process (the hang
 watchdog): the reason the study records."""

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from overfit_search.config import load_sweep
+from overfit_search.config.knobs import KNOBS_BY_NAME
 from overfit_search.config.schema import Sweep
 from overfit_search.errors import ConfigError
-from overfit_search.layout import TrialAttr
+from overfit_search.layout import ResultKey, TrialAttr
 from overfit_search.search_space import split_space, trial_seed
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def resolve(path: str | Path, number: int | None = None, by: str = "value") -> S
     space, fixed = split_space(sweep.search, sweep.train)
     if space:
         name = sorted(space)[0]
-        section = "train" if name in sweep.train.knobs() else "search"
+        section = KNOBS_BY_NAME[name].section
         raise ConfigError(
             f"{where}: {section}.{name} is still a range; give a results directory or "
             "the best.yaml it wrote (every knob fixed)"
@@ -323,24 +324,24 @@ def confirm(out: Path, top: int, seeds: int) -> pd.DataFrame:
         for k in range(1, seeds + 1):
             seed = seed_of(sweep, trial) + 7919 * k
             made = final.retrain(sweep, trial_params(sweep, trial), data, epochs, seed)
-            best = min(made.history, key=lambda row: row["val_loss"])
+            best = min(made.history, key=lambda row: row[ResultKey.VAL_LOSS])
             runs.append(
                 {
                     "trial": trial.number,
                     "seed": seed,
                     "rerun": True,
-                    "val_loss": best["val_loss"],
-                    "gap": best["gap"],
-                    TrialAttr.BEST_EPOCH: best["epoch"],
+                    "val_loss": best[ResultKey.VAL_LOSS],
+                    "gap": best[ResultKey.GAP],
+                    TrialAttr.BEST_EPOCH: best[ResultKey.EPOCH],
                 }
             )
             logger.info(
                 "trial %d seed %d: val_loss %.4f gap %.4f (epoch %d)",
                 trial.number,
                 seed,
-                best["val_loss"],
-                best["gap"],
-                best["epoch"],
+                best[ResultKey.VAL_LOSS],
+                best[ResultKey.GAP],
+                best[ResultKey.EPOCH],
             )
     table = summarize_confirm(pd.DataFrame(runs))
     pd.DataFrame(runs).to_csv(out / "confirm_runs.csv", index=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from overfit_search.config.knobs import KNOBS_BY_NAME
 from overfit_search.config.schema import (
     TRAIN_KNOBS,
     FloatRange,
@@ -60,19 +61,29 @@ def split_space(
     return distributions, fixed
 
 
+def train_values(sweep: Sweep, params: dict[str, Any]) -> dict[str, int | float]:
+    """A trial's value of each train setting that may be searched (``TRAIN_KNOBS``).
+
+    Its sampled value, else the sweep's; a range with ``low == high`` counts as that value.
+    Whole numbers for an integer knob of the knob table, floats for the others.
+    """
+    values: dict[str, int | float] = {}
+    for name, knob in sweep.train.knobs().items():
+        if name in params:
+            value = params[name]
+        else:
+            value = knob.low if isinstance(knob, FloatRange | IntRange) else knob
+        values[name] = int(value) if KNOBS_BY_NAME[name].integer else float(value)
+    return values
+
+
 def two_phase(sweep: Sweep, params: dict[str, Any]) -> tuple[int, float]:
     """A trial's ``(head_epochs, finetune_lr_factor)``: its sampled values, else the sweep's.
 
     A range with ``low == high`` counts as that value.
     """
-
-    def value(name: str) -> Any:
-        if name in params:
-            return params[name]
-        knob = sweep.train.knobs()[name]
-        return knob.low if isinstance(knob, FloatRange | IntRange) else knob
-
-    return int(value("head_epochs")), float(value("finetune_lr_factor"))
+    values = train_values(sweep, params)
+    return int(values["head_epochs"]), float(values["finetune_lr_factor"])
 
 
 def baseline_params(
@@ -104,7 +115,7 @@ def baseline_pins(search: SearchConfig, train: TrainConfig) -> dict[str, Any]:
         return {}
     distributions, _ = split_space(search, train)
     return {
-        k: int(v) if k == "head_epochs" else float(v)
+        k: int(v) if KNOBS_BY_NAME[k].integer else float(v)
         for k, v in search.baseline.items()
         if k in TRAIN_KNOBS and k not in distributions
     }

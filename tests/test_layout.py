@@ -84,3 +84,16 @@ def test_no_literal_key_at_an_accessor() -> None:
         if ACCESSORS.search(line)
     ]
     assert not copies, "use the keys in overfit_search.layout:\n" + "\n".join(copies)
+
+
+def test_trials_csv_knob_columns_come_from_the_contract() -> None:
+    """trials.csv's ``param_<knob>`` columns are named by :func:`layout.param_column` only."""
+    assert layout.param_column("learning_rate") == "param_learning_rate"
+    pattern = re.compile(r"""["']param_\w*["']|f["']param_""")
+    copies = [
+        f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}"
+        for path in _sources()
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not copies, "use overfit_search.layout.param_column:\n" + "\n".join(copies)

@@ -6,8 +6,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from overfit_search.config.knobs import (
+    KNOBS_BY_NAME,
+    Knob,
+    Span,
+    alternative_groups,
+    knobs_of,
+)
 from overfit_search.models.catalog import APPLICATIONS, BUILTINS, SCHEMES
 from overfit_search.pruning.presets import PRESETS
 
@@ -146,8 +153,47 @@ FloatKnob = float | FloatRange
 IntKnob = int | IntRange
 
 
-# The train settings a sweep may search (TrainConfig.knobs) and a baseline may pin.
-TRAIN_KNOBS: tuple[str, ...] = ("head_epochs", "finetune_lr_factor")
+# Everything below about the knobs derives from the knob table (config/knobs.py).
+
+TRAIN_KNOBS: tuple[str, ...] = tuple(knob.name for knob in knobs_of("train"))
+"""The train settings a sweep may search (``TrainConfig.knobs``) and a baseline may pin."""
+
+KNOB_BOUNDS: dict[str, tuple[float, float]] = {
+    knob.name: (knob.low, knob.high) for knob in knobs_of("search")
+}
+"""Valid bounds of each search knob, checked for fixed values and for both ends of a range."""
+KNOBS: tuple[str, ...] = tuple(KNOB_BOUNDS)
+"""The ``search`` section's knobs (both freezing knobs), in table order."""
+
+
+def knob_default(knob: Knob) -> FloatKnob | IntKnob | None:
+    """A knob's default as the schema holds it: a fixed number, a range, or None.
+
+    Args:
+        knob: A row of the knob table.
+
+    Returns:
+        A new ``FloatRange`` / ``IntRange`` for a :class:`~overfit_search.config.knobs.Span`
+        default (each call a fresh one), an ``int`` / ``float`` for a fixed default, else None.
+    """
+    default = knob.default
+    if default is None:
+        return None
+    if isinstance(default, Span):
+        if knob.integer:
+            return IntRange(low=int(default.low), high=int(default.high), log=default.log)
+        return FloatRange(low=default.low, high=default.high, log=default.log)
+    return int(default) if knob.integer else float(default)
+
+
+def _knob_field(name: str) -> Any:
+    """The pydantic ``Field`` of knob ``name``, its default taken from the knob table."""
+    knob = KNOBS_BY_NAME[name]
+    if isinstance(knob.default, Span) and knob.alternatives is None:
+        return Field(default_factory=lambda: knob_default(knob))
+    # a knob of a group of alternatives starts unset: SearchConfig fills in the group's first
+    # when the sweep gives none of them
+    return Field(default=None if knob.alternatives is not None else knob_default(knob))
 
 
 class TrainConfig(_Section):
@@ -174,28 +220,17 @@ class TrainConfig(_Section):
     # across them. 0: one phase (the trial's freezing from the first epoch). head_epochs equal
     # to max_epochs trains the head only (a retrain whose best epoch fell in the head phase).
     # Both may be searched: a {low, high[, log]} range here is sampled per trial like a knob.
-    head_epochs: IntKnob = 0
-    finetune_lr_factor: FloatKnob = 0.1
+    head_epochs: IntKnob = _knob_field("head_epochs")
+    finetune_lr_factor: FloatKnob = _knob_field("finetune_lr_factor")
     # Batches per compiled call (Keras's compile(steps_per_execution=...)): fewer round trips
     # between Python and the graph, which dominate small models on CPUs; same updates as 1.
     # Batch-level callbacks (the stop and timeout checks) then run once per N batches.
     steps_per_execution: Annotated[int, Field(ge=1)] = 8
 
-    @field_validator("head_epochs")
+    @field_validator(*TRAIN_KNOBS)
     @classmethod
-    def _head_epochs_bounds(cls, value: IntKnob) -> IntKnob:
-        low = value.low if isinstance(value, IntRange) else value
-        if low < 0:
-            raise ValueError(f"{_which(value, low)}must be >= 0, got {low}")
-        return value
-
-    @field_validator("finetune_lr_factor")
-    @classmethod
-    def _factor_bounds(cls, value: FloatKnob) -> FloatKnob:
-        low = value.low if isinstance(value, FloatRange) else value
-        if low <= 0:
-            raise ValueError(f"{_which(value, low)}must be > 0, got {low:g}")
-        return value
+    def _knob_bounds(cls, value: Any, info: ValidationInfo) -> Any:
+        return _check_bounds(str(info.field_name), value)
 
     @model_validator(mode="after")
     def _head_within_max(self) -> Self:
@@ -212,29 +247,53 @@ class TrainConfig(_Section):
         return {name: getattr(self, name) for name in TRAIN_KNOBS}
 
 
-# Valid bounds of each knob, checked for fixed values and for both ends of a range.
-KNOB_BOUNDS: dict[str, tuple[float, float]] = {
-    "dropout": (0.0, 0.99),
-    "l2": (0.0, 1.0),
-    "learning_rate": (1e-12, 10.0),
-    "augmentation": (0.0, 1.0),
-    "frozen_fraction": (0.0, 1.0),
-    "frozen_layers": (0, 100_000),
-}
-KNOBS: tuple[str, ...] = tuple(KNOB_BOUNDS)
-
-
 def _check_bounds(name: str, value: Any) -> Any:
-    lo, hi = KNOB_BOUNDS[name]
+    """``value`` (a fixed value or a range) of knob ``name``, checked against its table bounds.
+
+    Raises:
+        ValueError: A fixed value, or an end of the range, is out of bounds.
+    """
+    knob = KNOBS_BY_NAME[name]
     ends = [value.low, value.high] if isinstance(value, FloatRange | IntRange) else [value]
     for end in ends:
         if end is None:
             continue
-        if end < lo:
-            raise ValueError(f"{_which(value, end)}must be >= {lo:g}, got {end:g}")
-        if end > hi:
-            raise ValueError(f"{_which(value, end)}must be <= {hi:g}, got {end:g}")
+        if _below(knob, end):
+            raise ValueError(f"{_which(value, end)}must be {_floor(knob)}, got {_shown(knob, end)}")
+        if end > knob.high:
+            raise ValueError(f"{_which(value, end)}must be <= {knob.high:g}, got {end:g}")
     return value
+
+
+def _below(knob: Knob, value: float) -> bool:
+    """Whether ``value`` is under the knob's lower bound (or at it, for an open bound)."""
+    return bool(value < knob.low or (knob.low_open and value == knob.low))
+
+
+def _floor(knob: Knob) -> str:
+    """``">= 0"`` or, for an open lower bound, ``"> 0"``."""
+    return f"{'>' if knob.low_open else '>='} {knob.low:g}"
+
+
+def _shown(knob: Knob, value: float) -> str:
+    """``value`` in a bounds message: ``:g``, except a train setting's whole number as it is
+    (the messages these settings have always had)."""
+    if knob.section == "train" and knob.integer and isinstance(value, int):
+        return str(value)
+    return f"{value:g}"
+
+
+def _check_baseline_pin(name: str, value: float) -> None:
+    """Check a baseline's pinned value of train setting ``name`` against its table bound (and,
+    for an integer setting, that it is whole).
+
+    Raises:
+        ValueError: The value is below the setting's bound, or not whole where it must be.
+    """
+    knob = KNOBS_BY_NAME[name]
+    if _below(knob, value) or (knob.integer and value != int(value)):
+        whole = "a whole number " if knob.integer else ""
+        raise ValueError(f"baseline: {name} must be {whole}{_floor(knob)}, got {value:g}")
 
 
 class SearchConfig(_Section):
@@ -245,32 +304,31 @@ class SearchConfig(_Section):
     the baseline of a two-phase sweep (``head_epochs: 0``). Knobs it leaves out are sampled.
     """
 
-    dropout: FloatKnob = Field(default_factory=lambda: FloatRange(low=0.0, high=0.7))
-    l2: FloatKnob = Field(default_factory=lambda: FloatRange(low=1e-6, high=1e-2, log=True))
-    learning_rate: FloatKnob = Field(
-        default_factory=lambda: FloatRange(low=1e-5, high=1e-2, log=True)
-    )
-    augmentation: FloatKnob = Field(default_factory=lambda: FloatRange(low=0.0, high=1.0))
-    frozen_fraction: FloatKnob | None = None
-    frozen_layers: IntKnob | None = None
+    # One field per search knob of the knob table (config/knobs.py), in its order, defaults
+    # from it; tests/config/test_knob_table.py fails when the two disagree.
+    dropout: FloatKnob = _knob_field("dropout")
+    l2: FloatKnob = _knob_field("l2")
+    learning_rate: FloatKnob = _knob_field("learning_rate")
+    augmentation: FloatKnob = _knob_field("augmentation")
+    frozen_fraction: FloatKnob | None = _knob_field("frozen_fraction")
+    frozen_layers: IntKnob | None = _knob_field("frozen_layers")
     baseline: dict[str, float] | None = None
 
-    @field_validator("dropout", "l2", "learning_rate", "augmentation", "frozen_fraction")
+    @field_validator(*KNOBS)
     @classmethod
-    def _float_bounds(cls, value: Any, info: Any) -> Any:
-        return None if value is None else _check_bounds(info.field_name, value)
-
-    @field_validator("frozen_layers")
-    @classmethod
-    def _int_bounds(cls, value: Any) -> Any:
-        return None if value is None else _check_bounds("frozen_layers", value)
+    def _knob_bounds(cls, value: Any, info: ValidationInfo) -> Any:
+        return None if value is None else _check_bounds(str(info.field_name), value)
 
     @model_validator(mode="after")
     def _one_freezing_knob(self) -> Self:
-        if self.frozen_fraction is not None and self.frozen_layers is not None:
-            raise ValueError("give frozen_fraction or frozen_layers, not both")
-        if self.frozen_fraction is None and self.frozen_layers is None:
-            object.__setattr__(self, "frozen_fraction", FloatRange(low=0.5, high=1.0))
+        for names in alternative_groups().values():
+            given = [name for name in names if getattr(self, name) is not None]
+            if len(given) > 1:
+                raise ValueError(
+                    f"give {' or '.join(given)}, {'not both' if len(given) == 2 else 'only one'}"
+                )
+            if not given:
+                object.__setattr__(self, names[0], knob_default(KNOBS_BY_NAME[names[0]]))
         if self.baseline is not None:
             allowed = {*self.active_knobs(), *TRAIN_KNOBS}
             unknown = sorted(set(self.baseline) - allowed)
@@ -280,20 +338,29 @@ class SearchConfig(_Section):
                     f"choose from {', '.join(sorted(allowed))}"
                 )
             for key, val in self.baseline.items():
-                if key == "head_epochs" and (val < 0 or val != int(val)):
-                    raise ValueError(
-                        f"baseline: head_epochs must be a whole number >= 0, got {val:g}"
-                    )
-                if key == "finetune_lr_factor" and val <= 0:
-                    raise ValueError(f"baseline: finetune_lr_factor must be > 0, got {val:g}")
-                if key not in TRAIN_KNOBS:
+                if key in TRAIN_KNOBS:
+                    _check_baseline_pin(key, val)
+                else:
                     _check_bounds(key, val)
         return self
 
     def active_knobs(self) -> tuple[str, ...]:
-        """The knob names this search uses (one of the two freezing knobs)."""
-        freeze = "frozen_layers" if self.frozen_layers is not None else "frozen_fraction"
-        return ("dropout", "l2", "learning_rate", "augmentation", freeze)
+        """The knob names this search uses (one of the two freezing knobs), in table order.
+
+        Of a group of alternatives (``Knob.alternatives``) the one given counts, else the
+        group's first (which validation fills in).
+        """
+        groups = alternative_groups()
+        names: list[str] = []
+        for knob in knobs_of("search"):
+            if knob.alternatives is None:
+                names.append(knob.name)
+                continue
+            group = groups[knob.alternatives]
+            chosen = next((n for n in group[1:] if getattr(self, n) is not None), group[0])
+            if chosen not in names:
+                names.append(chosen)
+        return tuple(names)
 
 
 class ObjectiveConfig(_Section):

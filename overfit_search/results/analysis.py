@@ -13,7 +13,7 @@ import pandas as pd
 from overfit_search.layout import CHECK_MODEL_FILE, TrialAttr
 from overfit_search.results import figures
 from overfit_search.results.reader import Results, _probe_evidence
-from overfit_search.results.stuck import stuck_cause
+from overfit_search.results.stuck import LR_COLUMN, stuck_cause
 
 CHANCE_FACTOR = 1.5
 """A finished trial whose best validation accuracy never exceeded this many times chance
@@ -103,8 +103,8 @@ def chance_note(r: Results, probe: Mapping[str, Any] | None = None) -> str | Non
             f" ({short} stopped before epoch {CHANCE_MIN_EPOCHS} by the budget rule are not "
             "counted.)"
         )
-    if "param_learning_rate" in finished.columns:
-        lr = finished.set_index("number")["param_learning_rate"]
+    if LR_COLUMN in finished.columns:
+        lr = finished.set_index("number")[LR_COLUMN]
         mine = lr[lr.index.isin(stuck)]
         others = lr[~lr.index.isin(stuck)]
         note += f" Their learning rates: {mine.min():.2g}–{mine.max():.2g}"

@@ -18,14 +18,21 @@ from optuna.trial import FrozenTrial, TrialState
 
 from overfit_search.config.schema import KNOBS, Sweep
 from overfit_search.errors import ConfigError, FatalError
-from overfit_search.layout import BEST_WEIGHTS, CHECK_MODEL_FILE, HISTORY_FILE, TrialAttr
+from overfit_search.layout import (
+    BEST_WEIGHTS,
+    CHECK_MODEL_FILE,
+    HISTORY_FILE,
+    ResultKey,
+    TrialAttr,
+    param_column,
+)
 from overfit_search.results.storage import open_storage
 from overfit_search.search_space import (
     PINNED_ATTR,
     split_space,
+    train_values,
     trial_seed,
     trial_values,
-    two_phase,
 )
 
 
@@ -133,7 +140,7 @@ def trials_frame(study: optuna.Study, trials_dir: Path | None = None) -> pd.Data
             row["value_val_loss"], row["value_gap"] = t.values
         else:
             row["value"] = t.value
-        row.update({f"param_{k}": v for k, v in t.params.items()})
+        row.update({param_column(k): v for k, v in t.params.items()})
         # trials.csv columns carry the user attributes' names
         row.update(
             {
@@ -152,7 +159,8 @@ def trials_frame(study: optuna.Study, trials_dir: Path | None = None) -> pd.Data
             }
         )
         if a.get(PINNED_ATTR):  # a baseline's own train settings, e.g. head_epochs=0
-            row["pinned"] = ", ".join(f"{k}={v:g}" for k, v in sorted(a[PINNED_ATTR].items()))
+            pins = sorted(a[PINNED_ATTR].items())
+            row[TrialAttr.PINNED] = ", ".join(f"{k}={v:g}" for k, v in pins)
         if front or len(study.directions) > 1:
             row["pareto"] = t.number in front
         if trials_dir is not None:
@@ -172,7 +180,7 @@ def histories_frame(trials_dir: Path) -> pd.DataFrame:
                 frame.insert(0, "trial", int(folder.name))
                 frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=["trial", "epoch"])
+        return pd.DataFrame(columns=["trial", ResultKey.EPOCH])
     return pd.concat(frames, ignore_index=True)
 
 
@@ -306,9 +314,8 @@ def best_sweep(sweep: Sweep, trial: FrozenTrial, fixed: dict[str, Any]) -> dict[
     doc["name"] = f"{sweep.name}-best"
     epochs = int(trial.user_attrs.get(TrialAttr.BEST_EPOCH) or sweep.train.max_epochs)
     doc["train"]["max_epochs"] = epochs
-    head_epochs, lr_factor = two_phase(sweep, values)
-    doc["train"]["head_epochs"] = min(head_epochs, epochs)
-    doc["train"]["finetune_lr_factor"] = lr_factor
+    doc["train"].update(train_values(sweep, values))
+    doc["train"]["head_epochs"] = min(doc["train"]["head_epochs"], epochs)
     doc["study"]["trials"] = 1
     doc["study"].pop("storage", None)
     doc["train"]["seed"] = seed_of(sweep, trial)

@@ -23,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 
-from overfit_search.layout import TrialAttr
+from overfit_search.layout import ResultKey, TrialAttr
 
 PALETTE = (
     "#1f77b4",
@@ -138,14 +138,14 @@ def _floats(values: Any) -> list[float]:
 
 
 def _curve(number: int, history: pd.DataFrame, best_epoch: Any) -> Curve | None:
-    history = history.sort_values("epoch")
-    val = _floats(history["val_loss"])
+    history = history.sort_values(ResultKey.EPOCH)
+    val = _floats(history[ResultKey.VAL_LOSS])
     if not any(math.isfinite(v) for v in val):
         return None
-    epochs = [int(e) for e in history["epoch"]]
+    epochs = [int(e) for e in history[ResultKey.EPOCH]]
     train = (
-        _floats(history["train_eval_loss"])
-        if "train_eval_loss" in history.columns
+        _floats(history[ResultKey.TRAIN_EVAL_LOSS])
+        if ResultKey.TRAIN_EVAL_LOSS in history.columns
         else [float("nan")] * len(val)
     )
     if pd.isna(best_epoch) or int(best_epoch) not in epochs:
@@ -172,7 +172,7 @@ def top_curves(trials: pd.DataFrame, histories: pd.DataFrame, top: int = 5) -> l
         Curves, best trial first.
     """
     column = value_column(trials)
-    if column is None or "val_loss" not in histories.columns or histories.empty:
+    if column is None or ResultKey.VAL_LOSS not in histories.columns or histories.empty:
         return []
     with_value = ranked(trials[trials[column].notna()])
     curves: list[Curve] = []

@@ -23,8 +23,10 @@ from typing import Any
 
 import pandas as pd
 
-from overfit_search.layout import TrialAttr
+from overfit_search.layout import ResultKey, TrialAttr, param_column
 
+LR_COLUMN = param_column("learning_rate")
+"""trials.csv's column of the learning rate, when it is searched."""
 DIVERGED_FACTOR = 2.0
 """A first epoch whose clean loss exceeds this many times ln(classes) diverged."""
 WHOLE_RANGE = 0.75
@@ -89,10 +91,10 @@ def _lr_span(lrs: pd.Series) -> float:
 def _first_epoch_losses(histories: pd.DataFrame, stuck: list[int]) -> pd.Series:
     """Each stuck trial's clean loss at its first epoch (the larger of val and train_eval)."""
     h = histories[histories["trial"].isin(stuck)]
-    cols = [c for c in ("val_loss", "train_eval_loss") if c in h.columns]
-    if h.empty or not cols or "epoch" not in h.columns:
+    cols = [c for c in (ResultKey.VAL_LOSS, ResultKey.TRAIN_EVAL_LOSS) if c in h.columns]
+    if h.empty or not cols or ResultKey.EPOCH not in h.columns:
         return pd.Series(dtype=float)
-    first = h.sort_values("epoch").groupby("trial").head(1).set_index("trial")
+    first = h.sort_values(ResultKey.EPOCH).groupby("trial").head(1).set_index("trial")
     return first[cols].max(axis=1)
 
 
@@ -129,8 +131,8 @@ def stuck_cause(
         )
     finished = trials[trials[TrialAttr.STATE].isin(["COMPLETE", "PRUNED"])]
     lr = (
-        finished.set_index("number")["param_learning_rate"]
-        if "param_learning_rate" in finished.columns
+        finished.set_index("number")[LR_COLUMN]
+        if LR_COLUMN in finished.columns
         else pd.Series(dtype=float)
     )
     stuck_lr, other_lr = lr[lr.index.isin(stuck)], lr[~lr.index.isin(stuck)]

@@ -26,7 +26,7 @@ from overfit_search.config.schema import Sweep
 from overfit_search.data.dataset import ImageData
 from overfit_search.models.build import build_model, inference_model
 from overfit_search.results.model_files import sidecars
-from overfit_search.search_space import two_phase
+from overfit_search.search_space import train_values
 from overfit_search.training.feed import predict
 from overfit_search.training.metrics import accuracy, cross_entropy, eval_subset
 from overfit_search.training.precision import dtype_policy
@@ -126,10 +126,11 @@ def retrain(
         The model after ``epochs`` epochs and its clean metrics.
     """
     run_sweep = sweep.model_copy(deep=True)
-    head_epochs, lr_factor = two_phase(sweep, params)
-    # head_epochs first: max_epochs may not fall below it (validated on assignment)
-    run_sweep.train.head_epochs = min(head_epochs, epochs)
-    run_sweep.train.finetune_lr_factor = lr_factor
+    settings = train_values(sweep, params)
+    settings["head_epochs"] = min(int(settings["head_epochs"]), epochs)
+    # head_epochs before max_epochs: max_epochs may not fall below it (validated on assignment)
+    for name, value in settings.items():
+        setattr(run_sweep.train, name, value)
     params = {k: v for k, v in params.items() if k not in run_sweep.train.knobs()}
     run_sweep.train.max_epochs = epochs
     run_sweep.train.keep_best_weights = 0

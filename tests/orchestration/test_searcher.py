@@ -11,6 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from overfit_search.config import sweep_from_dict
+from overfit_search.layout import ResultKey, TrialAttr
 from overfit_search.orchestration.searcher import (
     CRASH_REASON_FILE,
     TRIAL_NUMBER_KEY,
@@ -56,16 +57,21 @@ def _run(
     assert config is not None and config["augmentation"] == 0.0 and TRIAL_NUMBER_KEY in config
     last: dict[str, Any] = {}
     for epoch, (val, train) in enumerate(curve, start=1):
-        last = {"epoch": epoch, "val_loss": val, "train_eval_loss": train, "gap": val - train}
+        last = {
+            ResultKey.EPOCH: epoch,
+            ResultKey.VAL_LOSS: val,
+            ResultKey.TRAIN_EVAL_LOSS: train,
+            ResultKey.GAP: val - train,
+        }
         if stopper(trial_id, last) or epoch == stop_early_at:
             break
         searcher.on_trial_result(trial_id, last)
     if failed:
         last = {
-            "epoch": len(curve) + 1,
-            "val_loss": math.nan,
-            "train_eval_loss": math.nan,
-            "failed": failed,
+            ResultKey.EPOCH: len(curve) + 1,
+            ResultKey.VAL_LOSS: math.nan,
+            ResultKey.TRAIN_EVAL_LOSS: math.nan,
+            ResultKey.FAILED: failed,
         }
     searcher.on_trial_complete(trial_id, last)
 
@@ -225,7 +231,10 @@ def test_an_enqueued_baselines_pins_reach_its_config_and_no_other() -> None:
     searcher, _, study = _setup()
     study.enqueue_trial(
         {"learning_rate": 1e-3},
-        user_attrs={"baseline": True, PINNED_ATTR: {"head_epochs": 0, "finetune_lr_factor": 1.0}},
+        user_attrs={
+            TrialAttr.BASELINE: True,
+            PINNED_ATTR: {"head_epochs": 0, "finetune_lr_factor": 1.0},
+        },
     )
     baseline = searcher.suggest("base")
     other = searcher.suggest("other")

@@ -19,6 +19,7 @@ from optuna_dashboard import save_note
 from overfit_search.cli import main
 from overfit_search.config import sweep_from_dict
 from overfit_search.errors import ConfigError
+from overfit_search.layout import HISTORY_FILE, ResultKey, TrialAttr
 from overfit_search.results.dashboard import (
     FIGURE_IDS,
     save_figures,
@@ -52,13 +53,13 @@ def _results(tmp_path: Path) -> tuple[Path, optuna.Study, Any]:
         for epoch, value in enumerate(val, start=1):
             trial.report(value, epoch)
         attrs = {
-            "best_epoch": best + 1,
-            "best_val_loss": val[best],
-            "gap": val[best] - train[best],
-            "epochs_run": len(val),
-            "feasible": val[best] - train[best] <= 0.15,
-            "stop_rule": "gl" if number == 0 else None,
-            "stop_reason": "GL 28.9% > 5% at epoch 5" if number == 0 else None,
+            TrialAttr.BEST_EPOCH: best + 1,
+            TrialAttr.BEST_VAL_LOSS: val[best],
+            TrialAttr.GAP: val[best] - train[best],
+            TrialAttr.EPOCHS_RUN: len(val),
+            TrialAttr.FEASIBLE: val[best] - train[best] <= 0.15,
+            TrialAttr.STOP_RULE: "gl" if number == 0 else None,
+            TrialAttr.STOP_REASON: "GL 28.9% > 5% at epoch 5" if number == 0 else None,
         }
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
@@ -68,12 +69,12 @@ def _results(tmp_path: Path) -> tuple[Path, optuna.Study, Any]:
         folder.mkdir(parents=True)
         pd.DataFrame(
             {
-                "epoch": range(1, len(val) + 1),
-                "val_loss": val,
-                "train_eval_loss": train,
-                "gap": [v - t for v, t in zip(val, train, strict=True)],
+                ResultKey.EPOCH: range(1, len(val) + 1),
+                ResultKey.VAL_LOSS: val,
+                ResultKey.TRAIN_EVAL_LOSS: train,
+                ResultKey.GAP: [v - t for v, t in zip(val, train, strict=True)],
             }
-        ).to_csv(folder / "history.csv", index=False)
+        ).to_csv(folder / HISTORY_FILE, index=False)
     trials_frame(study, out / "trials").to_csv(out / "trials.csv", index=False)
     histories_frame(out / "trials").to_csv(out / "histories.csv", index=False)
     return out, study, sweep

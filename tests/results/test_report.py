@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 from overfit_search.cli import main
 from overfit_search.config import sweep_from_dict
 from overfit_search.errors import ConfigError
-from overfit_search.layout import HISTORY_COLUMNS
+from overfit_search.layout import HISTORY_COLUMNS, HISTORY_FILE, ResultKey, TrialAttr, param_column
 from overfit_search.results import figures
 from overfit_search.results.exports import histories_frame, trials_frame
 from overfit_search.results.report import improvement, split_counts, write_report
@@ -39,14 +39,14 @@ def _trials(**extra: list[Any]) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "number": [0, 1, 2, 3],
-            "state": ["COMPLETE", "PRUNED", "COMPLETE", "FAIL"],
+            TrialAttr.STATE: ["COMPLETE", "PRUNED", "COMPLETE", "FAIL"],
             "value": [0.5, 0.7, 0.4, None],
-            "best_epoch": [3, 2, 4, None],
-            "best_val_loss": [0.5, 0.7, 0.4, None],
-            "gap": [0.05, 0.2, 0.3, None],
-            "feasible": [True, False, False, None],
-            "epochs_run": [5, 3, 6, 1],
-            "stop_rule": ["gl", "gl", None, None],
+            TrialAttr.BEST_EPOCH: [3, 2, 4, None],
+            TrialAttr.BEST_VAL_LOSS: [0.5, 0.7, 0.4, None],
+            TrialAttr.GAP: [0.05, 0.2, 0.3, None],
+            TrialAttr.FEASIBLE: [True, False, False, None],
+            TrialAttr.EPOCHS_RUN: [5, 3, 6, 1],
+            TrialAttr.STOP_RULE: ["gl", "gl", None, None],
         }
     )
     for key, values in extra.items():
@@ -56,13 +56,18 @@ def _trials(**extra: list[Any]) -> pd.DataFrame:
 
 def _histories(trials: pd.DataFrame, epochs: int = 6) -> pd.DataFrame:
     rows = []
-    for number, best in zip(trials["number"], trials["best_epoch"], strict=True):
+    for number, best in zip(trials["number"], trials[TrialAttr.BEST_EPOCH], strict=True):
         if pd.isna(best):
             continue
         for epoch in range(1, epochs + 1):
             val = 0.3 + 0.05 * (epoch - best) ** 2 + 0.01 * number
             rows.append(
-                {"trial": number, "epoch": epoch, "val_loss": val, "train_eval_loss": 1 / epoch}
+                {
+                    "trial": number,
+                    ResultKey.EPOCH: epoch,
+                    ResultKey.VAL_LOSS: val,
+                    ResultKey.TRAIN_EVAL_LOSS: 1 / epoch,
+                }
             )
     return pd.DataFrame(rows)
 
@@ -97,7 +102,7 @@ def test_learning_curves_finds_the_best_epoch_when_the_trial_has_none() -> None:
 
 def test_learning_curves_ranks_pareto_trials_by_val_loss() -> None:
     trials = _trials().rename(columns={"value": "value_val_loss"})
-    trials["value_gap"] = trials["gap"]
+    trials["value_gap"] = trials[TrialAttr.GAP]
     trials["value"] = None  # trials_frame adds it for failed trials of a Pareto study
     fig = figures.learning_curves(trials, _histories(trials), top=1)
     assert fig.data[0].name == "trial 2 val_loss"
@@ -105,7 +110,7 @@ def test_learning_curves_ranks_pareto_trials_by_val_loss() -> None:
 
 @pytest.mark.parametrize(
     "histories",
-    [pd.DataFrame(columns=["trial", "epoch"]), pd.DataFrame()],
+    [pd.DataFrame(columns=["trial", ResultKey.EPOCH]), pd.DataFrame()],
     ids=["header-only", "empty"],
 )
 def test_learning_curves_without_histories_says_so(histories: pd.DataFrame) -> None:
@@ -295,8 +300,10 @@ def _history(best: int, run: int, val_at_best: float, gap: float) -> pd.DataFram
     epochs = list(range(1, run + 1))
     val = [val_at_best + 0.04 * (e - best) ** 2 for e in epochs]
     train = [v - gap - 0.01 * (e - best) for v, e in zip(val, epochs, strict=True)]
-    frame = pd.DataFrame({"epoch": epochs, "val_loss": val, "train_eval_loss": train})
-    frame["gap"] = frame["val_loss"] - frame["train_eval_loss"]
+    frame = pd.DataFrame(
+        {ResultKey.EPOCH: epochs, ResultKey.VAL_LOSS: val, ResultKey.TRAIN_EVAL_LOSS: train}
+    )
+    frame[ResultKey.GAP] = frame[ResultKey.VAL_LOSS] - frame[ResultKey.TRAIN_EVAL_LOSS]
     for column in HISTORY_COLUMNS[4:]:
         frame[column] = 0.5
     return frame[list(HISTORY_COLUMNS)]
@@ -306,17 +313,25 @@ def _add_trial(study: optuna.Study, spec: tuple[Any, ...], out: Path, mode: str)
     number, state, val, gap, best, run, rule, reason, baseline = spec
     dist = {"dropout": FloatDistribution(0.0, 0.7), "lr": FloatDistribution(1e-4, 1e-1, log=True)}
     params = {"dropout": 0.1 * number, "lr": 10 ** (-3.5 + 0.4 * number)}
-    attrs: dict[str, Any] = {"epochs_run": run, "stop_rule": rule, "baseline": baseline}
+    attrs: dict[str, Any] = {
+        TrialAttr.EPOCHS_RUN: run,
+        TrialAttr.STOP_RULE: rule,
+        TrialAttr.BASELINE: baseline,
+    }
     system: dict[str, Any] = {}
     values: list[float] | None = None
     if val is not None:
-        attrs.update(best_epoch=best, best_val_loss=val, gap=gap, feasible=gap <= MAX_GAP)
-        attrs.update(stopped_early=run < MAX_EPOCHS, stop_reason=reason)
+        attrs[TrialAttr.BEST_EPOCH] = best
+        attrs[TrialAttr.BEST_VAL_LOSS] = val
+        attrs[TrialAttr.GAP] = gap
+        attrs[TrialAttr.FEASIBLE] = gap <= MAX_GAP
+        attrs[TrialAttr.STOPPED_EARLY] = run < MAX_EPOCHS
+        attrs[TrialAttr.STOP_REASON] = reason
         system["constraints:gap"] = gap - MAX_GAP
         values = [val, gap] if mode == "pareto" else [val]
-        _history(best, run, val, gap).to_csv(_trial_dir(out, number) / "history.csv", index=False)
+        _history(best, run, val, gap).to_csv(_trial_dir(out, number) / HISTORY_FILE, index=False)
     else:
-        attrs["fail_reason"] = reason
+        attrs[TrialAttr.FAIL_REASON] = reason
     study.add_trial(
         optuna.trial.create_trial(
             state=TrialState[state],
@@ -425,7 +440,9 @@ def _stuck_at_chance(out: Path) -> None:
     histories = pd.read_csv(out / "histories.csv")
     histories.loc[histories.trial.isin([2, 3, 4]), "val_accuracy"] = 0.3
     histories.to_csv(out / "histories.csv", index=False)
-    trials = pd.read_csv(out / "trials.csv").rename(columns={"param_lr": "param_learning_rate"})
+    trials = pd.read_csv(out / "trials.csv").rename(
+        columns={param_column("lr"): param_column("learning_rate")}
+    )
     trials.to_csv(out / "trials.csv", index=False)
 
 
@@ -472,13 +489,13 @@ def test_trials_cut_after_an_epoch_or_two_are_not_called_stuck_at_chance(tmp_pat
     _four_classes(out)
     _stuck_at_chance(out)
     trials = pd.read_csv(out / "trials.csv")
-    trials.loc[trials.number == 2, "epochs_run"] = 1  # cut at the first rung
+    trials.loc[trials.number == 2, TrialAttr.EPOCHS_RUN] = 1  # cut at the first rung
     trials.to_csv(out / "trials.csv", index=False)
     page = _page(out)
     assert "1 of 4 finished trials never beat chance" in page
     assert "trial 3." in page and "trials 2, 3" not in page
     assert "(1 stopped before epoch 3 by the budget rule are not counted.)" in page
-    trials.loc[trials.number == 3, "epochs_run"] = 2
+    trials.loc[trials.number == 3, TrialAttr.EPOCHS_RUN] = 2
     trials.to_csv(out / "trials.csv", index=False)
     assert "never beat chance" not in _page(out)
 

@@ -8,11 +8,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from overfit_search.layout import ResultKey, TrialAttr, param_column
 from overfit_search.results.stuck import stuck_cause
 
 CLASSES = 5
 BAR = 1.5 / CLASSES
 LN = math.log(CLASSES)
+LOSSES = [ResultKey.VAL_LOSS, ResultKey.TRAIN_EVAL_LOSS]
 
 
 def _results(
@@ -26,8 +28,8 @@ def _results(
     trials = pd.DataFrame(
         {
             "number": range(len(lrs)),
-            "state": "COMPLETE",
-            "param_learning_rate": lrs,
+            TrialAttr.STATE: "COMPLETE",
+            param_column("learning_rate"): lrs,
         }
     )
     rows: list[dict[str, Any]] = []
@@ -37,9 +39,9 @@ def _results(
             rows.append(
                 {
                     "trial": n,
-                    "epoch": epoch,
-                    "val_loss": (first_loss if epoch == 1 else LN) if at else 0.5,
-                    "train_eval_loss": (first_loss if epoch == 1 else LN) if at else 0.3,
+                    ResultKey.EPOCH: epoch,
+                    ResultKey.VAL_LOSS: (first_loss if epoch == 1 else LN) if at else 0.5,
+                    ResultKey.TRAIN_EVAL_LOSS: (first_loss if epoch == 1 else LN) if at else 0.3,
                     "val_accuracy": 0.2 if at else 0.9,
                     "train_eval_accuracy": train_acc if at else 0.95,
                 }
@@ -82,11 +84,11 @@ def test_the_cause_follows_the_evidence(
     if train_acc is None:
         histories = histories.drop(columns="train_eval_accuracy")
     if first_loss != LN:
-        histories.loc[histories.epoch == 1, ["val_loss", "train_eval_loss"]] = [
+        histories.loc[histories.epoch == 1, LOSSES] = [
             first_loss,
             first_loss,
         ]
-        histories.loc[~histories.trial.isin(stuck), ["val_loss", "train_eval_loss"]] = 0.5
+        histories.loc[~histories.trial.isin(stuck), LOSSES] = 0.5
     found = stuck_cause(trials, histories, stuck, CLASSES, BAR, probe)
     assert found.cause == cause
     assert phrase in found.sentence()
