@@ -1,10 +1,12 @@
 """Named aggressiveness levels of the two-part stopping policy (issue 18).
 
-Each preset is an overfitting rule (``peak``: past the trial's best by more than its own noise)
-and a budget rule (``halving``: successive halving on the best val loss so far, with a minimum
-rung population and a tolerance in multiples of the measured val loss noise). Their parameters
-were chosen on the digits demo's two curve banks (``bench/curves/digits.csv`` and
-``digits_heldout.csv``) only; bench/RESULTS.md reports them on held-out banks.
+Each preset is an overfitting rule (``peak``: past the trial's best, read through a running
+median of 3 epochs, by more than its own noise) and a budget rule (``halving``: successive
+halving on the best val loss so far, with a minimum rung population and a tolerance in multiples
+of the measured val loss noise). Their parameters were chosen by ``bench/choose_default.py`` on
+the ten choosing curve banks only (each preset minimises epoch fraction + weight x (best val-loss
+ratio - 1) pooled over them, weight 20 / 5 / 1.5 for safe / balanced / fast); bench/RESULTS.md
+reports them on banks recorded for that purpose and never replayed before the choice.
 """
 
 from __future__ import annotations
@@ -13,33 +15,33 @@ from typing import Any
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "safe": {
-        "rule": {"name": "peak", "patience": 4, "z": 3.0},
+        "rule": {"name": "peak", "patience": 4, "z": 3.0, "smooth": 3},
         "budget": {
             "name": "halving",
             "first_rung": 1,
-            "reduction_factor": 2.0,
-            "min_trials": 5,
-            "z": 1.0,
+            "reduction_factor": 4.0,
+            "min_trials": 8,
+            "z": 3.0,
         },
     },
     "balanced": {
-        "rule": {"name": "peak", "patience": 3, "z": 2.0},
+        "rule": {"name": "peak", "patience": 4, "z": 3.0, "smooth": 3},
         "budget": {
             "name": "halving",
             "first_rung": 1,
             "reduction_factor": 4.0,
             "min_trials": 5,
-            "z": 2.0,
+            "z": 3.0,
         },
     },
     "fast": {
-        "rule": {"name": "peak", "patience": 2, "z": 1.5},
+        "rule": {"name": "peak", "patience": 4, "z": 2.0, "smooth": 3},
         "budget": {
             "name": "halving",
             "first_rung": 1,
-            "reduction_factor": 4.0,
+            "reduction_factor": 3.0,
             "min_trials": 5,
-            "z": 0.5,
+            "z": 1.0,
         },
     },
 }
