@@ -1,7 +1,7 @@
 """Choose the stopping presets (issue 18, round 3) on the choosing curve banks only.
 
 Replays a grid of the two-part policy (the ``peak`` overfit rule and the ``halving`` budget
-rule) over random 30-configuration searches of every bank in :data:`CHOOSING` and prints, per
+rule) over random 30-configuration searches of every bank in ``pruning.CHOSEN_ON`` and prints, per
 setting, the pooled mean epoch fraction and mean best val-loss ratio to no stopping (the same
 scores as ``bench/pruning.py``), then the setting each preset takes:
 
@@ -9,12 +9,12 @@ scores as ``bench/pruning.py``), then the setting each preset takes:
   the weight saying what 1 % of best val loss is worth in epochs: ``safe`` 20 (1 % of quality
   = 20 % of the epochs), ``balanced`` 5, ``fast`` 1.5.
 
-The banks named in :data:`HELD_OUT` are refused: the presets are reported on them by
+The banks named in ``pruning.HELD_OUT`` are refused: the presets are reported on them by
 ``bench/pruning.py`` only after the choice is committed.
 
 Usage::
 
-    python bench/choose_default.py            # 20 subsets per bank (about 10 minutes)
+    python bench/choose_default.py            # 20 subsets per bank (3 min 20 s on 2 busy cores)
     python bench/choose_default.py --seeds 5  # a quick look
 """
 
@@ -34,24 +34,8 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from _policies import Judge, NoStopping, replay  # noqa: E402
-from pruning import SUBSET_SIZE, load_curves, random_subsets  # noqa: E402
-
-CHOOSING = (
-    "digits.csv",
-    "digits_heldout.csv",
-    "digits-small.csv",
-    "digits10.csv",
-    "mobilenetv2.csv",
-    "selection/sel-59.csv",
-    "selection/sel-3589-smallval.csv",
-    "selection/sel-59-24px.csv",
-    "selection/sel-6789-40px.csv",
-    "selection/ov-3589-choose.csv",
-)
-"""Every bank seen before this round's choice (all of rounds 1 and 2) and one new overfitting-
-regime bank recorded for choosing."""
-HELD_OUT = ("selection/ov-59-hilr.csv", "selection/ov-all10.csv")
-"""Recorded for this round and never replayed here."""
+from pruning import CHOSEN_ON as CHOOSING  # noqa: E402
+from pruning import HELD_OUT, SUBSET_SIZE, load_curves, random_subsets  # noqa: E402
 
 WEIGHTS = {"safe": 20.0, "balanced": 5.0, "fast": 1.5}
 """Preset -> epochs fraction that 1.0 of best val-loss ratio is worth (see the docstring)."""
