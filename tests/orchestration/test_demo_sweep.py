@@ -19,13 +19,17 @@ def test_demo_prunes_and_stops_early(tmp_path: Path) -> None:
     result = run_sweep(DEMO, output=tmp_path / "demo", progress=False)
     trials = result.study.get_trials()
     assert len(trials) == 24
-    states = [t.state for t in trials]
-    assert TrialState.PRUNED in states
-    stopped_complete = [
-        t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs["stopped_early"]
-    ]
-    assert stopped_complete, "no trial was stopped early as COMPLETE"
-    assert result.epochs_saved > 0
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned
+    for t in pruned:  # every stop names the part of the default policy that made it, and why
+        assert t.user_attrs[TrialAttr.STOP_RULE] in ("halving", "peak")
+        assert t.user_attrs[TrialAttr.STOP_REASON]
+        assert t.user_attrs[TrialAttr.EPOCHS_RUN] < 20
+    # The default (pruning.preset: balanced) saved 281 of the 480 epochs here (bench/RESULTS.md).
+    # The demo's curves are still falling at epoch 20 (the best epoch is the last in most), so
+    # the overfit part rarely fires on them: a COMPLETE trial stopped early is no longer
+    # expected (GL's were premature in 12 of 13 stops, issue 4).
+    assert result.epochs_saved >= 0.25 * 24 * 20
     # objective.mode: val_loss (the measured default): the export is the COMPLETE trial with the
     # lowest val_loss at its best epoch, whatever its gap.
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
