@@ -10,7 +10,7 @@ MobileNetV2 (``model.weights: none``: throughput does not depend on the weights)
   path (``overfit-search run``, ``resources.gpus_per_trial: 0.25``, batch 32) against one
   such trial alone;
 - ``c``: ``train.mixed_precision: true`` against float32 at batch 128, both through the trainer;
-- ``d``: a short transfer sweep (8 trials) end to end through the CLI.
+- ``d``: a short transfer sweep (8 trials; 4 with ``--tiny``) end to end through the CLI.
 
 Training images/s in ``a`` and ``c`` count training steps only: from the first training batch
 of an epoch to its last (the trainer's clean evaluation passes are outside), the median of the
@@ -73,7 +73,7 @@ def settings(tiny: bool) -> dict[str, Any]:
             "single_resources": {"cpus_per_trial": 0.5, "gpus_per_trial": 0},
             "sweep_size": 16,
             "sweep_model": {"backbone": "builtin:digits_cnn"},
-            "sweep_trials": 8,
+            "sweep_trials": 4,  # two rounds of two 1-CPU trials on 2 cores
             "sweep_epochs": 1,
             "sweep_resources": {"cpus_per_trial": 1, "gpus_per_trial": 0},
         }

@@ -41,7 +41,12 @@ def ray_init(sweep: Sweep) -> bool:
         # or Ray fails the next trial ("reuse requires reset_config() ... return True")
         "TUNE_FUNCTION_THREAD_TIMEOUT_S": "600",
     }
-    passed = ("KERAS_BACKEND", "OVERFIT_SEARCH_CACHE", "OVERFIT_SEARCH_UNSAFE_LOAD")
+    passed = (
+        "KERAS_BACKEND",
+        "OVERFIT_SEARCH_CACHE",
+        "OVERFIT_SEARCH_UNSAFE_LOAD",
+        "OVERFIT_SEARCH_HANG_GRACE_S",  # trainable.HANG_GRACE_ENV
+    )
     for key in (*passed, "TFHUB_CACHE_DIR", "TF_CPP_MIN_LOG_LEVEL"):
         if key in os.environ:
             env[key] = os.environ[key]

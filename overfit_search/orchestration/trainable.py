@@ -43,6 +43,10 @@ HANG_GRACE_S = 30.0
 """The hang watchdog waits this long (or a tenth of ``train.trial_timeout`` if that is longer)
 past the timeout: time for the per-batch check to fail the trial the normal way first."""
 
+HANG_GRACE_ENV = "OVERFIT_SEARCH_HANG_GRACE_S"
+"""Seconds that replace :data:`HANG_GRACE_S` when set (the driver passes it to Ray's workers):
+a shorter grace for tests whose trials hang on purpose."""
+
 HANG_EXIT_CODE = 70
 
 
@@ -54,7 +58,8 @@ def hang_deadline(trial_timeout: float) -> float:
     this much never reached such a check: it hangs inside a batch, an evaluation, model
     building or data loading, where no Python code of ours runs.
     """
-    return trial_timeout + max(HANG_GRACE_S, 0.1 * trial_timeout)
+    grace = float(os.environ.get(HANG_GRACE_ENV) or HANG_GRACE_S)
+    return trial_timeout + max(grace, 0.1 * trial_timeout)
 
 
 class HangWatchdog:

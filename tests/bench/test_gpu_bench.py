@@ -37,7 +37,7 @@ def test_tiny_run_reports_every_part_and_ends_with_the_summary(tmp_path: Path) -
     assert summary["failed"] == {}, done.stdout[-3000:]
     assert set(summary["ratios"]) == {"a trainer/bare", "c mixed/float32", "d trials"}
     assert all(v > 0 for v in summary["ratios"].values())
-    assert summary["ratios"]["d trials"] >= 8
+    assert summary["ratios"]["d trials"] == 4  # every trial of the tiny sweep ran
     measured = {(x["part"], x["what"]) for x in lines[1:-1]}
     for part, what in [
         ("a", "trainer float32"),

@@ -18,9 +18,20 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import keras
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # The probes pin their backend in their own subprocesses, so a run of this module does the
+    # same whatever the backend of the pytest process: the TensorFlow pass runs it (both
+    # backends), and the JAX pass (KERAS_BACKEND=jax pytest tests/models ...) would only repeat
+    # it, ~50 s on 2 cores.
+    pytest.mark.skipif(
+        keras.config.backend() != "tensorflow",
+        reason="the same subprocesses as in the TensorFlow pass, which runs this module",
+    ),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ("tensorflow", "jax")

@@ -127,6 +127,13 @@ def _fixture_trial(batchnorm: str, trial_dir: Path) -> list[dict[str, Any]]:
 @pytest.mark.skipif(
     not MOBILENET_H5.is_file(), reason=f"the pretrained fixture {MOBILENET_H5} is absent"
 )
+@pytest.mark.skipif(
+    keras.config.backend() != "tensorflow",
+    # 75-240 s under JAX on 2 CPU cores (XLA compiles the 160 px MobileNetV2 twice). Under JAX
+    # the mechanism is still trained for real (test_a_real_trial_keeps_batchnorm_statistics_
+    # only_when_frozen) and the fixture is fine-tuned for real (test_fixture_transfer.py).
+    reason="the TensorFlow pass compares the two fine-tunes of the fixture",
+)
 def test_fine_tuning_the_pretrained_fixture_is_better_with_frozen_batchnorm(tmp_path: Path) -> None:
     # Half of the real MobileNetV2 unfrozen, a careful learning rate: with its BatchNormalization
     # layers training, evaluation (moving statistics) and training (batch statistics) disagree.

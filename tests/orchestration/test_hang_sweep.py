@@ -18,12 +18,13 @@ import yaml
 from optuna.trial import TrialState
 
 from overfit_search.cli import main
-from overfit_search.orchestration.trainable import HANG_GRACE_S
+from overfit_search.orchestration.trainable import HANG_GRACE_ENV, HANG_GRACE_S
 from tests.conftest import digits_sweep
 
 pytestmark = pytest.mark.slow
 
 TIMEOUT_S = 5
+GRACE_S = 3  # the watchdog's grace past the timeout (30 s by default), through Ray's workers
 
 
 def _hanging_backbone(path: Path) -> None:
@@ -41,6 +42,7 @@ def test_a_trial_hung_inside_a_batch_is_fail_and_the_next_one_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(HANG_GRACE_ENV, str(GRACE_S))
     backbone = tmp_path / "hangs.keras"
     _hanging_backbone(backbone)
     doc = digits_sweep(
@@ -63,7 +65,8 @@ def test_a_trial_hung_inside_a_batch_is_fail_and_the_next_one_runs(
     for t in trials:
         reason = t.user_attrs["fail_reason"]
         seconds = re.match(r"hung: still running (\d+)s after it started", reason)
-        assert seconds and int(seconds[1]) >= TIMEOUT_S + HANG_GRACE_S - 1, reason
+        assert seconds and int(seconds[1]) >= TIMEOUT_S + GRACE_S - 1, reason
+        assert int(seconds[1]) < TIMEOUT_S + HANG_GRACE_S, reason  # the workers saw GRACE_S
         assert f"past train.trial_timeout={TIMEOUT_S}s" in reason
         stacks = (out / "trials" / str(t.number) / "traceback.txt").read_text()
         assert f"thread stacks in trials/{t.number}/traceback.txt" in reason

@@ -16,7 +16,18 @@ from overfit_search.orchestration.trainable import HangWatchdog, hang_deadline
 @pytest.mark.parametrize(
     ("timeout", "deadline"), [(1.0, 31.0), (60.0, 90.0), (300.0, 330.0), (3600.0, 3960.0)]
 )
-def test_deadline_is_the_timeout_plus_a_grace(timeout: float, deadline: float) -> None:
+def test_deadline_is_the_timeout_plus_a_grace(
+    timeout: float, deadline: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(trainable.HANG_GRACE_ENV, raising=False)
+    assert hang_deadline(timeout) == pytest.approx(deadline)
+
+
+@pytest.mark.parametrize(("timeout", "deadline"), [(1.0, 3.5), (60.0, 66.0), (3600.0, 3960.0)])
+def test_the_environment_replaces_the_grace(
+    timeout: float, deadline: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(trainable.HANG_GRACE_ENV, "2.5")
     assert hang_deadline(timeout) == pytest.approx(deadline)
 
 

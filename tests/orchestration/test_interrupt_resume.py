@@ -22,13 +22,13 @@ pytestmark = pytest.mark.slow
 TRIALS = 6
 
 
-def _sweep(tmp_path: Path) -> Path:
+def _sweep(tmp_path: Path, trials: int = TRIALS) -> Path:
     doc = digits_sweep(
         "resume",
         train={"max_epochs": 8},
         search={"learning_rate": {"low": 1e-3, "high": 1e-2, "log": True}, "l2": 1e-5},
         pruning={"rule": {"name": "none"}},
-        study={"trials": TRIALS, "n_startup_trials": 3, "seed": 5},
+        study={"trials": trials, "n_startup_trials": 3, "seed": 5},
     )
     path = tmp_path / "resume.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -73,7 +73,7 @@ def _wait_for(out: Path, proc: subprocess.Popen[str], n: int, timeout: float = 4
 
 
 def _resume_and_check(
-    sweep: Path, out: Path, before: dict[int, tuple[str, float | None]]
+    sweep: Path, out: Path, before: dict[int, tuple[str, float | None]], trials: int = TRIALS
 ) -> optuna.Study:
     proc = _start(sweep, out, "--resume")
     output, _ = proc.communicate(timeout=600)
@@ -84,7 +84,7 @@ def _resume_and_check(
         assert after[number].state.name == state
         assert after[number].value == value
     done = [t for t in after.values() if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(done) == TRIALS
+    assert len(done) == trials
     assert TrialState.RUNNING not in {t.state for t in after.values()}
     # each interrupted configuration was run again, once, with its parameters
     interrupted = [
@@ -110,23 +110,30 @@ def _resume_and_check(
     return study
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_signal_stops_cleanly_and_resume_finishes_the_study(
-    tmp_path: Path, sig: signal.Signals, code: int
-) -> None:
-    sweep, out = _sweep(tmp_path), tmp_path / "out"
-    proc = _start(sweep, out)
-    _wait_for(out, proc, 2)
-    proc.send_signal(sig)
-    output, _ = proc.communicate(timeout=300)
-    assert proc.returncode == code, output
-    assert "--resume" in output
-    before = _finished(out)
-    assert len(before) >= 2
-    study = optuna.load_study(study_name="resume", storage=f"sqlite:///{out / 'study.db'}")
-    assert TrialState.RUNNING not in {t.state for t in study.get_trials()}
-    assert (out / "trials.csv").exists() and (out / "best.yaml").exists()
-    _resume_and_check(sweep, out, before)
+def test_signals_stop_cleanly_and_resume_finishes_the_study(tmp_path: Path) -> None:
+    """SIGINT stops the first driver and SIGTERM the resumed one, in one study (a driver start
+    per signal, not two), then a last ``--resume`` finishes it. Eight trials: even with four
+    finished at the first signal, the resumed driver still has trials to run at the second."""
+    trials = 8
+    sweep, out = _sweep(tmp_path, trials), tmp_path / "out"
+    before: dict[int, tuple[str, float | None]] = {}
+    extra: tuple[str, ...] = ()
+    for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        proc = _start(sweep, out, *extra)
+        _wait_for(out, proc, len(before) + 2)
+        proc.send_signal(sig)
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == code, (sig, output)
+        assert "--resume" in output
+        finished = _finished(out)
+        assert len(finished) >= len(before) + 2
+        assert {n: finished[n] for n in before} == before  # the first stop lost nothing
+        before = finished
+        study = optuna.load_study(study_name="resume", storage=f"sqlite:///{out / 'study.db'}")
+        assert TrialState.RUNNING not in {t.state for t in study.get_trials()}
+        assert (out / "trials.csv").exists() and (out / "best.yaml").exists()
+        extra = ("--resume",)
+    _resume_and_check(sweep, out, before, trials)
 
 
 def test_kill_9_loses_no_finished_trial(tmp_path: Path) -> None:
