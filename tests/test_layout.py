@@ -50,6 +50,16 @@ def _sources() -> list[Path]:
     return sorted(p for p in PACKAGE.rglob("*.py") if p != CONTRACT)
 
 
+def _matching(pattern: re.Pattern[str]) -> list[str]:
+    """``path:line: text`` of every package source line that ``pattern`` matches."""
+    return [
+        f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}"
+        for path in _sources()
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+
+
 def test_the_contract_names_are_unique() -> None:
     for group in (TrialAttr, StudyAttr, ResultKey, ConfigKey):
         values = [v for k, v in vars(group).items() if k.isupper()]
@@ -65,24 +75,14 @@ def test_the_contract_names_are_unique() -> None:
 @pytest.mark.parametrize("key", DISTINCTIVE)
 def test_no_copy_of_a_distinctive_key(key: str) -> None:
     pattern = re.compile(rf"""["']{re.escape(key)}["']""")
-    copies = [
-        f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}"
-        for path in _sources()
-        for number, line in enumerate(path.read_text().splitlines(), 1)
-        if pattern.search(line)
-    ]
+    copies = _matching(pattern)
     assert not copies, f"use overfit_search.layout instead of the literal {key!r}:\n" + "\n".join(
         copies
     )
 
 
 def test_no_literal_key_at_an_accessor() -> None:
-    copies = [
-        f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}"
-        for path in _sources()
-        for number, line in enumerate(path.read_text().splitlines(), 1)
-        if ACCESSORS.search(line)
-    ]
+    copies = _matching(ACCESSORS)
     assert not copies, "use the keys in overfit_search.layout:\n" + "\n".join(copies)
 
 
@@ -90,10 +90,5 @@ def test_trials_csv_knob_columns_come_from_the_contract() -> None:
     """trials.csv's ``param_<knob>`` columns are named by :func:`layout.param_column` only."""
     assert layout.param_column("learning_rate") == "param_learning_rate"
     pattern = re.compile(r"""["']param_\w*["']|f["']param_""")
-    copies = [
-        f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}"
-        for path in _sources()
-        for number, line in enumerate(path.read_text().splitlines(), 1)
-        if pattern.search(line)
-    ]
+    copies = _matching(pattern)
     assert not copies, "use overfit_search.layout.param_column:\n" + "\n".join(copies)
