@@ -4,9 +4,9 @@ Upstream ``OptunaSearch`` (Ray 2.5x-2.60, read in its source) tells every schedu
 trial COMPLETE with its last reported value, uses ``NopPruner`` and drops intermediate values
 in multi-objective studies. This subclass overrides ``suggest``, ``on_trial_result`` and
 ``on_trial_complete`` so the study shows PRUNED / COMPLETE / FAIL as the overfit judge decided,
-scored at the best epoch, with per-epoch values kept. It uses the parent's private
-``_ot_trials``, ``_ot_study`` and ``_completed_trials``: the Ray range is pinned in
-pyproject.toml and tests/orchestration cover it.
+scored at the best epoch, with per-epoch values kept. The parent's private state it needs is
+reached through :mod:`overfit_search.orchestration.compat` only, whose test fails loudly on a
+Ray upgrade that moves it; the Ray range is pinned in pyproject.toml.
 """
 
 from __future__ import annotations
