@@ -117,6 +117,9 @@ Named by its epoch so a resume never pairs a checkpoint with the wrong history: 
 writes its checkpoint, then its history.csv row, then deletes the previous checkpoint, so a
 kill at any point leaves a checkpoint whose epoch has a history row."""
 CHECKPOINT_GLOB = "checkpoint-*.weights.h5"
+CHECKPOINT_TMP = "checkpoint.tmp.weights.h5"
+"""Where an epoch's weights are written before they are renamed to their ``CHECKPOINT`` name; a
+kill during the write leaves it behind."""
 
 
 def checkpoint_path(trial_dir: Path, epoch: int) -> Path:
@@ -132,3 +135,8 @@ def checkpoints(trial_dir: Path) -> dict[int, Path]:
         if epoch.isdigit():
             found[int(epoch)] = path
     return found
+
+
+def checkpoint_files(trial_dir: Path) -> list[Path]:
+    """Every checkpoint file a trial folder may hold: epoch checkpoints and a half-written one."""
+    return [*checkpoints(trial_dir).values(), trial_dir / CHECKPOINT_TMP]

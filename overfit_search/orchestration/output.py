@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from overfit_search.config import Sweep
 from overfit_search.data.dataset import ImageData
 from overfit_search.errors import ConfigError
-from overfit_search.layout import CHECKPOINT_GLOB, TrialAttr
+from overfit_search.layout import TrialAttr, checkpoint_files
 from overfit_search.results.exports import clear_results
 from overfit_search.results.storage import open_storage
 
@@ -134,7 +134,7 @@ def drop_checkpoints(study: optuna.Study, out: Path) -> None:
             t.user_attrs.get(TrialAttr.FAIL_REASON) == "interrupted" and t.number not in rerun
         )
         if not keep:
-            for path in (out / "trials" / str(t.number)).glob(CHECKPOINT_GLOB):
+            for path in checkpoint_files(out / "trials" / str(t.number)):
                 path.unlink(missing_ok=True)
 
 

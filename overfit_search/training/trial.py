@@ -18,9 +18,11 @@ from overfit_search.data.dataset import ImageData
 from overfit_search.errors import TrialError
 from overfit_search.layout import (
     BEST_WEIGHTS,
+    CHECKPOINT_TMP,
     HISTORY_COLUMNS,
     HISTORY_FILE,
     ResultKey,
+    checkpoint_files,
     checkpoint_path,
     checkpoints,
 )
@@ -37,8 +39,6 @@ from overfit_search.training.metrics import accuracy, cross_entropy, eval_subset
 from overfit_search.training.precision import dtype_policy
 
 Reporter = Callable[[dict[str, Any]], None]
-
-CHECKPOINT_TMP = "checkpoint.tmp.weights.h5"
 
 
 class TrialStopped(Exception):  # noqa: N818  (a request, not an error)
@@ -235,7 +235,7 @@ def run_trial(
     for stale in (
         trial_dir / HISTORY_FILE,
         trial_dir / BEST_WEIGHTS,
-        *_checkpoint_files(trial_dir),
+        *checkpoint_files(trial_dir),
     ):
         stale.unlink(missing_ok=True)
     done, checkpoint = resumable(resume_from, sweep.train.max_epochs)
@@ -368,12 +368,8 @@ def _train(
     return _finished(built.model, trial_dir)
 
 
-def _checkpoint_files(trial_dir: Path) -> list[Path]:
-    return [*checkpoints(trial_dir).values(), trial_dir / CHECKPOINT_TMP]
-
-
 def _finished(model: keras.Model, trial_dir: Path) -> keras.Model:
-    for path in _checkpoint_files(trial_dir):  # only an interrupted trial keeps one
+    for path in checkpoint_files(trial_dir):  # only an interrupted trial keeps one
         path.unlink(missing_ok=True)
     return model
 
