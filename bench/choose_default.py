@@ -1,9 +1,10 @@
-"""Choose the stopping presets (issue 18, round 3) on the choosing curve banks only.
+"""Choose the stopping presets (issue 18, rounds 3 and 4) on the choosing curve banks only.
 
-Replays a grid of the two-part policy (the ``peak`` overfit rule and the ``halving`` budget
-rule) over random 30-configuration searches of every bank in ``pruning.CHOSEN_ON`` and prints, per
-setting, the pooled mean epoch fraction and mean best val-loss ratio to no stopping (the same
-scores as ``bench/pruning.py``), then the setting each preset takes:
+Replays a grid of the two-part policy (the ``peak`` overfit rule and a budget rule,
+``halving`` or ``median``) over random 30-configuration searches of every bank in
+``pruning.CHOSEN_ON`` and prints, per setting, the pooled mean epoch fraction and mean best
+val-loss ratio to no stopping (the same scores as ``bench/pruning.py``), then the setting each
+preset takes:
 
 - each preset minimises ``fraction + weight * (ratio - 1)`` pooled over the choosing banks, with
   the weight saying what 1 % of best val loss is worth in epochs: ``safe`` 20 (1 % of quality
@@ -14,7 +15,7 @@ The banks named in ``pruning.HELD_OUT`` are refused: the presets are reported on
 
 Usage::
 
-    python bench/choose_default.py            # 20 subsets per bank (3 min 20 s on 2 busy cores)
+    python bench/choose_default.py            # 20 subsets per bank
     python bench/choose_default.py --seeds 5  # a quick look
 """
 
@@ -40,13 +41,23 @@ from pruning import HELD_OUT, SUBSET_SIZE, load_curves, random_subsets  # noqa: 
 WEIGHTS = {"safe": 20.0, "balanced": 5.0, "fast": 1.5}
 """Preset -> epochs fraction that 1.0 of best val-loss ratio is worth (see the docstring)."""
 
-PEAK_GRID = {"patience": (3, 4), "z": (2.0, 3.0), "smooth": (1, 3)}
-HALVING_GRID = {
-    "first_rung": (1, 2),
-    "reduction_factor": (3.0, 4.0),
-    "min_trials": (5, 8),
-    "z": (1.0, 2.0, 3.0),
+PEAK_GRID = {"patience": (3, 4), "z": (2.0, 3.0), "smooth": (3, 5), "sustained": (False, True)}
+BUDGET_GRIDS: dict[str, dict[str, Sequence[Any]]] = {
+    "halving": {
+        "first_rung": (1, 2),
+        "reduction_factor": (3.0, 4.0),
+        "min_trials": (5, 8),
+        "z": (1.0, 3.0),
+    },
+    "median": {
+        "grace": (2, 4),
+        "min_trials": (5, 8),
+        "percentile": (50.0, 67.0),
+        "z": (1.0, 3.0),
+    },
 }
+"""Round 4's grid (512 settings): round 3's peak rule with a running median of 3 or 5 and the
+``sustained`` reading, each with the halving budget rule or the median one."""
 
 
 def _grid(grid: dict[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -58,7 +69,7 @@ def score(
     subsets: dict[str, list[list[Any]]],
     fulls: dict[str, list[Any]],
     peak: dict[str, Any],
-    halving: dict[str, Any],
+    budget: dict[str, Any],
 ) -> tuple[float, float, float, dict[str, tuple[float, float]]]:
     """Pooled (fraction, ratio, share within 1 %) and per-bank (fraction, ratio) of a setting."""
     per: dict[str, tuple[float, float]] = {}
@@ -67,7 +78,7 @@ def score(
     for bank, searches in subsets.items():
         f_bank, r_bank = [], []
         for search, full in zip(searches, fulls[bank], strict=True):
-            policy = Judge("c", "peak", budget={"name": "halving", **halving}, **peak)
+            policy = Judge("c", "peak", budget=budget, **peak)
             result = replay(search, policy)
             f_bank.append(result.epochs / full.epochs)
             r_bank.append(result.best_val_loss / full.best_val_loss)
@@ -92,23 +103,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         subsets[bank] = random_subsets(load_curves(path), args.seeds, SUBSET_SIZE)
         fulls[bank] = [replay(s, NoStopping()) for s in subsets[bank]]
     rows = []
+    budgets = [{"name": name, **b} for name, grid in BUDGET_GRIDS.items() for b in _grid(grid)]
     for peak in _grid(PEAK_GRID):
-        for halving in _grid(HALVING_GRID):
-            fraction, ratio, within, per = score(subsets, fulls, peak, halving)
-            rows.append((fraction, ratio, within, peak, halving, per))
+        for budget in budgets:
+            fraction, ratio, within, per = score(subsets, fulls, peak, budget)
+            rows.append((fraction, ratio, within, peak, budget, per))
             print(
-                f"peak {peak} halving {halving}: {fraction:.3f} / {ratio:.4f} / "
-                f"{100 * within:.0f}%",
+                f"peak {peak} budget {budget}: {fraction:.3f} / {ratio:.4f} / {100 * within:.0f}%",
                 flush=True,
             )
     seconds = time.monotonic() - started
     print(f"replayed {len(rows)} settings on {len(CHOOSING)} banks in {seconds:.0f}s")
     for preset, weight in WEIGHTS.items():
-        fraction, ratio, within, peak, halving, per = min(
+        fraction, ratio, within, peak, budget, per = min(
             rows, key=lambda r: r[0] + weight * (r[1] - 1.0)
         )
         print(
-            f"{preset} (weight {weight:g}): peak {peak} halving {halving}: pooled {fraction:.3f} / "
+            f"{preset} (weight {weight:g}): peak {peak} budget {budget}: pooled {fraction:.3f} / "
             f"{ratio:.4f} / {100 * within:.0f}% within 1 %; per bank "
             + " ".join(f"{Path(b).stem} {f:.2f}/{r:.3f}" for b, (f, r) in per.items())
         )

@@ -403,6 +403,7 @@ class PeakRuleConfig(_Section):
     z: Annotated[float, Field(ge=0)] = 2.0
     min_rise: Annotated[float, Field(ge=0)] = 1.0
     smooth: Annotated[int, Field(ge=1)] = 1
+    sustained: bool = False
 
 
 class NoRuleConfig(_Section):
@@ -423,11 +424,21 @@ class HalvingBudgetConfig(_Section):
     z: Annotated[float, Field(ge=0)] = 1.0
 
 
+class MedianBudgetConfig(_Section):
+    name: Literal["median"]
+    grace: Annotated[int, Field(ge=1)] = 2
+    min_trials: Annotated[int, Field(ge=2)] = 5
+    percentile: Annotated[float, Field(gt=0, lt=100)] = 50.0
+    z: Annotated[float, Field(ge=0)] = 1.0
+
+
 class NoBudgetConfig(_Section):
     name: Literal["none"] = "none"
 
 
-BudgetConfig = Annotated[HalvingBudgetConfig | NoBudgetConfig, Field(discriminator="name")]
+BudgetConfig = Annotated[
+    HalvingBudgetConfig | MedianBudgetConfig | NoBudgetConfig, Field(discriminator="name")
+]
 
 DEFAULT_PRESET: str | None = "balanced"
 """The preset a ``pruning`` section with no ``preset``, ``rule`` or ``budget`` gets.
@@ -565,9 +576,10 @@ class Sweep(_Section):
 
     @model_validator(mode="after")
     def _cross_section(self) -> Self:
-        if self.objective.mode == "pareto" and self.pruning.budget.name == "halving":
+        if self.objective.mode == "pareto" and self.pruning.budget.name != "none":
             raise ValueError(
-                "pruning.budget: halving ranks trials on val_loss alone and cannot run with "
+                f"pruning.budget: {self.pruning.budget.name} ranks trials on val_loss alone and "
+                "cannot run with "
                 "objective.mode 'pareto' (it would cut the low-gap end of the front); use "
                 "{name: none} (a preset brings no budget rule in pareto mode)"
             )

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from overfit_search.pruning.base import Firing, Rule
-from overfit_search.pruning.budget import BUDGETS, BudgetRule, HalvingRule, NoBudget, make_budget
+from overfit_search.pruning.budget import (
+    BUDGETS,
+    BudgetRule,
+    HalvingRule,
+    MedianRule,
+    NoBudget,
+    make_budget,
+)
 from overfit_search.pruning.grace import Grace
 from overfit_search.pruning.judge import Decision, Outcome, OverfitJudge
 from overfit_search.pruning.presets import PRESETS, preset
@@ -29,6 +36,7 @@ __all__ = [
     "GapRule",
     "Grace",
     "HalvingRule",
+    "MedianRule",
     "NoBudget",
     "NoRule",
     "Outcome",

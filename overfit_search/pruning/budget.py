@@ -20,7 +20,7 @@ class BudgetRule(Protocol):
     """Decides from a trial's val loss and its peers' whether the trial is a loser now.
 
     Attributes:
-        name: The rule's registry name (``halving``, ``none``).
+        name: The rule's registry name (``halving``, ``median``, ``none``).
     """
 
     name: str
@@ -119,6 +119,65 @@ class HalvingRule:
         )
 
 
+class MedianRule:
+    """A median-style rule on the best val loss so far, with a noise tolerance.
+
+    From epoch ``grace`` on, at every epoch, a trial stops if its best val loss so far is above
+    the ``percentile`` of its peers' best val loss up to that same epoch (the trials that reached
+    it; the trial itself excluded, as in Optuna's ``PercentilePruner`` and Ray's
+    ``MedianStoppingRule``) by more than ``z`` times the measured val loss noise (the median of
+    :func:`~overfit_search.pruning.rules.relative_noise` over the curves with 3 or more
+    epochs). With fewer than ``min_trials`` peers at the epoch nothing stops.
+
+    Where :class:`HalvingRule` judges a trial only at its rungs and keeps 1 in
+    ``reduction_factor``, this rule looks every epoch but only cuts the worse half (at 50):
+    a slow starter ranked second or third of four at an early rung is not cut.
+
+    Args:
+        grace: First epoch the rule may stop a trial at, >= 1.
+        min_trials: Peers that must have reached the epoch, >= 2.
+        percentile: The peers' percentile compared with, in (0, 100); 50 is the median.
+        z: Noise multiples of tolerance, >= 0.
+    """
+
+    name = "median"
+
+    def __init__(
+        self, grace: int = 2, min_trials: int = 5, percentile: float = 50.0, z: float = 1.0
+    ) -> None:
+        self.grace = _integer("median", "grace", grace, 1)
+        self.min_trials = _integer("median", "min_trials", min_trials, 2)
+        self.percentile = _number("median", "percentile", percentile, 0, strict=True)
+        if self.percentile >= 100:
+            raise ValueError(f"median: percentile must be < 100, got {percentile!r}")
+        self.z = _number("median", "z", z, 0, strict=False)
+
+    def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
+        """Fire if the trial's best so far is out of the peers' percentile, past noise."""
+        t = len(val_loss)
+        if t < self.grace or not all(math.isfinite(v) for v in val_loss):
+            return None
+        at_epoch = [min(p[:t]) for p in peers if len(p) >= t and all(map(math.isfinite, p[:t]))]
+        if len(at_epoch) < self.min_trials:
+            return None
+        own = min(val_loss)
+        cutoff = _quantile(at_epoch, self.percentile / 100.0)
+        noises = [n for n in (relative_noise(c) for c in (val_loss, *peers)) if n is not None]
+        tolerance = self.z * (statistics.median(noises) if noises else 0.0)
+        if cutoff <= 0 or own <= cutoff * (1.0 + tolerance):
+            return None
+        excess = 100.0 * (own / cutoff - 1.0)
+        return Firing(
+            "median",
+            excess,
+            100.0 * tolerance,
+            t,
+            f"best {own:.4f} is {excess:.1f}% above the {self.percentile:g}th percentile "
+            f"{cutoff:.4f} of {len(at_epoch)} peers at epoch {t} (tolerance "
+            f"{100 * tolerance:.1f}% = {self.z:g} x noise)",
+        )
+
+
 class NoBudget:
     """Never stops a trial for its rank."""
 
@@ -129,14 +188,14 @@ class NoBudget:
         return None
 
 
-BUDGETS: dict[str, type] = {"halving": HalvingRule, "none": NoBudget}
+BUDGETS: dict[str, type] = {"halving": HalvingRule, "median": MedianRule, "none": NoBudget}
 
 
 def make_budget(name: str, **params: Any) -> BudgetRule:
     """Build a budget rule by name, as the sweep file's ``pruning.budget`` names it.
 
     Args:
-        name: One of ``BUDGETS`` (``halving``, ``none``).
+        name: One of ``BUDGETS`` (``halving``, ``median``, ``none``).
         **params: The rule's parameters; missing ones take their defaults.
 
     Returns:

@@ -277,22 +277,36 @@ class PeakRule:
     still-improving winners (a best 73 % worse than no stopping on one bank); ``smooth: 3`` did
     not.
 
+    With ``sustained`` the rise must hold at every one of those epochs, not only on their mean:
+    a spike of two bad epochs after which the curve falls back (as the winner of a held-out bank
+    did in round 3, cut at epoch 17 before its best at epoch 22) does not fire, while a curve
+    that has turned stays above its best at every epoch and does.
+
     Args:
         patience: Epochs without a new best, >= 1.
         z: Noise multiples the mean of those epochs must exceed the best by, >= 0.
         min_rise: Smallest rise that fires, percent, >= 0.
         smooth: Width of the trailing running median, >= 1 (1: the raw curve).
+        sustained: Read the smallest of those epochs instead of their mean.
     """
 
     name = "peak"
 
     def __init__(
-        self, patience: int = 3, z: float = 2.0, min_rise: float = 1.0, smooth: int = 1
+        self,
+        patience: int = 3,
+        z: float = 2.0,
+        min_rise: float = 1.0,
+        smooth: int = 1,
+        sustained: bool = False,
     ) -> None:
         self.patience = _integer("peak", "patience", patience, 1)
         self.z = _number("peak", "z", z, 0, strict=False)
         self.min_rise = _number("peak", "min_rise", min_rise, 0, strict=False)
         self.smooth = _integer("peak", "smooth", smooth, 1)
+        if not isinstance(sustained, bool):
+            raise ValueError(f"peak: sustained must be true or false, got {sustained!r}")
+        self.sustained = sustained
 
     def check(self, val_loss: Sequence[float], train_eval_loss: Sequence[float]) -> Firing | None:
         """Fire if the best is ``patience`` epochs old and the epochs since rose past noise."""
@@ -305,7 +319,8 @@ class PeakRule:
         if t - best_epoch < self.patience or best <= 0:
             return None
         recent = curve[t - self.patience :]
-        rise = 100.0 * (sum(recent) / len(recent) / best - 1.0)
+        level = min(recent) if self.sustained else sum(recent) / len(recent)
+        rise = 100.0 * (level / best - 1.0)
         noise = relative_noise(val_loss[:t]) or 0.0
         threshold = max(self.min_rise, 100.0 * self.z * noise)
         if rise <= threshold:
@@ -316,7 +331,8 @@ class PeakRule:
             rise,
             threshold,
             t,
-            f"val_loss{smoothed} {rise:.1f}% above its best (epoch {best_epoch}) over the last "
-            f"{self.patience} epochs > {threshold:.1f}% ({self.z:g} x noise {100 * noise:.1f}%) "
+            f"val_loss{smoothed} {rise:.1f}% above its best (epoch {best_epoch}) "
+            f"{'at each of' if self.sustained else 'over'} the last {self.patience} epochs > "
+            f"{threshold:.1f}% ({self.z:g} x noise {100 * noise:.1f}%) "
             f"at epoch {t}",
         )

@@ -13,7 +13,13 @@ import pandas as pd
 from overfit_search.layout import CHECK_MODEL_FILE, TrialAttr
 from overfit_search.results import figures
 from overfit_search.results.reader import Results, _probe_evidence
-from overfit_search.results.stuck import LR_COLUMN, stuck_cause
+from overfit_search.results.stuck import (
+    CHANCE_MIN_EPOCHS,
+    LR_COLUMN,
+    finished_rows,
+    judged_rows,
+    stuck_cause,
+)
 
 CHANCE_FACTOR = 1.5
 """A finished trial whose best validation accuracy never exceeded this many times chance
@@ -36,25 +42,6 @@ def state_counts(trials: pd.DataFrame) -> dict[str, int]:
     return {s: int(found[s]) for s in order if s in found}
 
 
-CHANCE_MIN_EPOCHS = 3
-"""Only trials that ran this many epochs are judged against chance: a trial the budget rule cut
-after an epoch or two (a slow start, ranked early) has not had the time to learn."""
-
-
-def _finished_rows(trials: pd.DataFrame) -> pd.DataFrame:
-    """The COMPLETE and PRUNED rows of trials.csv."""
-    return trials[trials[TrialAttr.STATE].isin(["COMPLETE", "PRUNED"])]
-
-
-def _judged_rows(trials: pd.DataFrame) -> pd.DataFrame:
-    """The finished rows that ran :data:`CHANCE_MIN_EPOCHS` epochs (all, when not recorded)."""
-    finished = _finished_rows(trials)
-    if TrialAttr.EPOCHS_RUN not in finished.columns:
-        return finished
-    ran = pd.to_numeric(finished[TrialAttr.EPOCHS_RUN], errors="coerce")
-    return finished[ran.isna() | (ran >= CHANCE_MIN_EPOCHS)]
-
-
 def at_chance(r: Results) -> tuple[list[int], float] | None:
     """Finished trials whose best validation accuracy stayed at chance.
 
@@ -73,7 +60,7 @@ def at_chance(r: Results) -> tuple[list[int], float] | None:
         return None
     bar = CHANCE_FACTOR / classes
     best = h.groupby("trial")["val_accuracy"].max()
-    judged = _judged_rows(r.trials)["number"].astype(int)
+    judged = judged_rows(r.trials)["number"].astype(int)
     return [n for n in judged if n in best.index and best[n] <= bar], bar
 
 
@@ -91,8 +78,8 @@ def chance_note(r: Results, probe: Mapping[str, Any] | None = None) -> str | Non
     if not found or not found[0]:
         return None
     stuck, bar = found
-    finished = _judged_rows(r.trials)
-    short = len(_finished_rows(r.trials)) - len(finished)
+    finished = judged_rows(r.trials)
+    short = len(finished_rows(r.trials)) - len(finished)
     note = (
         f"{len(stuck)} of {len(finished)} finished trials never beat chance (best validation "
         f"accuracy at most {bar:.3g}): trial{'s' if len(stuck) > 1 else ''} "

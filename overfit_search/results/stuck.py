@@ -33,6 +33,24 @@ WHOLE_RANGE = 0.75
 """Stuck trials spread over at least this share of the finished trials' log learning-rate span
 sit at chance "across the whole range"."""
 
+CHANCE_MIN_EPOCHS = 3
+"""Only trials that ran this many epochs are judged against chance: a trial the budget rule cut
+after an epoch or two (a slow start, ranked early) has not had the time to learn."""
+
+
+def finished_rows(trials: pd.DataFrame) -> pd.DataFrame:
+    """The COMPLETE and PRUNED rows of trials.csv."""
+    return trials[trials[TrialAttr.STATE].isin(["COMPLETE", "PRUNED"])]
+
+
+def judged_rows(trials: pd.DataFrame) -> pd.DataFrame:
+    """The finished rows that ran :data:`CHANCE_MIN_EPOCHS` epochs (all, when not recorded)."""
+    finished = finished_rows(trials)
+    if TrialAttr.EPOCHS_RUN not in finished.columns:
+        return finished
+    ran = pd.to_numeric(finished[TrialAttr.EPOCHS_RUN], errors="coerce")
+    return finished[ran.isna() | (ran >= CHANCE_MIN_EPOCHS)]
+
 
 @dataclass(frozen=True)
 class StuckCause:
@@ -109,7 +127,8 @@ def stuck_cause(
     """Name the likely cause of ``stuck`` trials never beating chance.
 
     Args:
-        trials: trials.csv (``number``, ``state``, ``param_learning_rate`` when searched).
+        trials: trials.csv (``number``, ``state``, ``param_learning_rate`` when searched,
+            ``epochs_run`` when recorded).
         histories: histories.csv (``trial``, ``epoch``, ``val_loss``, ``train_eval_loss``,
             ``train_eval_accuracy``).
         stuck: Finished trials whose best validation accuracy stayed at or below ``bar``.
@@ -129,7 +148,8 @@ def stuck_cause(
             f"{float(probe.get('chance', 1 / classes)):.2f} (preprocess "
             f"{probe.get('preprocess', '?')}): the features do not separate the classes."
         )
-    finished = trials[trials[TrialAttr.STATE].isin(["COMPLETE", "PRUNED"])]
+    # the trials the chance warning judged: one cut after an epoch or two is neither stuck nor not
+    finished = judged_rows(trials)
     lr = (
         finished.set_index("number")[LR_COLUMN]
         if LR_COLUMN in finished.columns

@@ -66,7 +66,10 @@ def test_resolved_sweep_round_trips(write_sweep: Any) -> None:
     ("sections", "fragment"),
     [
         ({"pruning": {"preset": "turbo"}}, r"pruning\.preset: .*'safe', 'balanced' or 'fast'"),
-        ({"pruning": {"budget": {"name": "asha"}}}, r"pruning\.budget: .*'halving', 'none'"),
+        (
+            {"pruning": {"budget": {"name": "asha"}}},
+            r"pruning\.budget: .*'halving', 'median', 'none'",
+        ),
         (
             {"pruning": {"budget": {"name": "halving", "min_trials": 1}}},
             r"pruning\.budget\.min_trials: .*greater than or equal to 2",
@@ -78,6 +81,14 @@ def test_resolved_sweep_round_trips(write_sweep: Any) -> None:
         (
             {"objective": {"mode": "pareto"}, "pruning": {"budget": {"name": "halving"}}},
             r"pruning\.budget: halving ranks trials on val_loss alone .* 'pareto'",
+        ),
+        (
+            {"objective": {"mode": "pareto"}, "pruning": {"budget": {"name": "median"}}},
+            r"pruning\.budget: median ranks trials on val_loss alone .* 'pareto'",
+        ),
+        (
+            {"pruning": {"rule": {"name": "peak", "sustained": "often"}}},
+            r"pruning\.rule\.sustained: .*valid boolean",
         ),
     ],
 )

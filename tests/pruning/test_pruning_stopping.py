@@ -12,6 +12,7 @@ from overfit_search.pruning import (
     BUDGETS,
     PRESETS,
     HalvingRule,
+    MedianRule,
     NoBudget,
     OverfitJudge,
     PeakRule,
@@ -28,6 +29,10 @@ FALLING = [1.0, 0.8, 0.65, 0.55, 0.48, 0.44, 0.42, 0.41]
 # lucky low one at epoch 12. The raw rule cut it at epoch 15 (its best, 0.02, comes at 18).
 NOISY_FALLING = [1.6, 1.54, 1.38, 0.98, 0.6, 0.39, 0.18, 0.11, 0.13, 0.12, 0.1, 0.05, 0.09, 0.07]
 NOISY_FALLING += [0.07, 0.06, 0.05, 0.02, 0.03, 0.03]
+# The winner of held-out bank ov-all10 (config 45, rounded) around its two-epoch spike: the
+# smoothed mean rule cut it at epoch 17; its best (0.10) comes at epoch 22.
+SPIKED_WINNER = [2.15, 1.71, 1.16, 0.73, 0.61, 0.44, 0.3, 0.28, 0.28, 0.34, 0.39, 0.19, 0.2]
+SPIKED_WINNER += [0.35, 0.58, 0.29, 0.18, 0.15, 0.12, 0.14, 0.11, 0.1, 0.11, 0.12, 0.15]
 
 
 @pytest.mark.parametrize(
@@ -75,6 +80,11 @@ def test_relative_noise(curve: list[float], expected: float | None) -> None:
         # one lucky low epoch is not a peak when smoothed: the median never reaches it
         ({"smooth": 3}, [1.0, 0.8, 0.6, 0.3, 0.6, 0.58, 0.56, 0.55, 0.54], None),
         ({"smooth": 1}, [1.0, 0.8, 0.6, 0.3, 0.6, 0.58, 0.56, 0.55, 0.54], 7),
+        # sustained: a spike that falls back is not a peak, where the window's mean says it is
+        ({"smooth": 3, "patience": 4, "z": 3.0}, SPIKED_WINNER, 17),
+        ({"smooth": 3, "patience": 4, "z": 3.0, "sustained": True}, SPIKED_WINNER, None),
+        # ...and a real turn still fires, at the epoch the window's mean fires at
+        ({"sustained": True}, [1.0, 0.8, 0.6, 0.5, 0.55, 0.6, 0.66, 0.72, 0.8], 7),
     ],
 )
 def test_peak_rule_fires_once_past_the_peak(
@@ -163,6 +173,37 @@ def test_halving_rule(
 
 
 @pytest.mark.parametrize(
+    ("params", "own", "peers", "fires"),
+    [
+        # epoch 2 (grace 2): worse than the median of 5 peers -> out
+        ({}, [2.0, 2.0], _peers([1.0, 1.1, 1.2, 1.3, 1.4]), True),
+        # inside grace: never
+        ({}, [2.0], _peers([1.0, 1.1, 1.2, 1.3, 1.4]), False),
+        ({"grace": 1}, [2.0], _peers([1.0, 1.1, 1.2, 1.3, 1.4]), True),
+        # third of six is better than the peers' median: kept (halving at rf 3 would cut it)
+        ({}, [1.15, 1.15], _peers([1.0, 1.1, 1.2, 1.3, 1.4]), False),
+        # the 25th percentile cuts it
+        ({"percentile": 25.0}, [1.15, 1.15], _peers([1.0, 1.1, 1.2, 1.3, 1.4]), True),
+        # only 4 peers reached epoch 2: fewer than min_trials 5
+        ({}, [2.0, 2.0], _peers([1.0, 1.1, 1.2, 1.3]), False),
+        ({}, [2.0, 2.0], _peers([1.0, 1.1, 1.2, 1.3]) + _peers([1.4], 1), False),
+        # ranked on the best so far: a bad last epoch does not cut a good best
+        ({}, [0.9, 3.0], _peers([1.0, 1.1, 1.2, 1.3, 1.4]), False),
+        # within the noise tolerance of jittery peers, then out with z 0
+        ({"min_trials": 4}, [1.1, 1.1, 1.1], JITTERY_PEERS, False),
+        ({"min_trials": 4, "z": 0.0}, [1.25, 1.25, 1.25], JITTERY_PEERS, True),
+    ],
+)
+def test_median_rule(
+    params: dict[str, Any], own: list[float], peers: list[list[float]], fires: bool
+) -> None:
+    firing = MedianRule(**params).check(own, peers)
+    assert (firing is not None) == fires
+    if firing is not None:
+        assert firing.rule == "median" and firing.epoch == len(own)
+
+
+@pytest.mark.parametrize(
     ("params", "rungs"),
     [
         ({}, [1, 3, 9, 27]),
@@ -178,11 +219,13 @@ def test_halving_rungs(params: dict[str, Any], rungs: list[int]) -> None:
 @pytest.mark.parametrize(
     ("name", "params", "message"),
     [
-        ("magic", {}, "unknown budget rule 'magic'; choose one of: halving, none"),
+        ("magic", {}, "unknown budget rule 'magic'; choose one of: halving, median, none"),
         ("halving", {"min_trials": 1}, "halving: min_trials must be >= 2, got 1"),
         ("halving", {"reduction_factor": 1}, "halving: reduction_factor must be > 1, got 1"),
         ("halving", {"z": -1}, "halving: z must be >= 0, got -1"),
         ("halving", {"eta": 3}, "halving: unknown parameter 'eta'"),
+        ("median", {"percentile": 100}, "median: percentile must be < 100, got 100"),
+        ("median", {"grace": 0}, "median: grace must be >= 1, got 0"),
         ("none", {"z": 1}, "none: unknown parameter 'z'; it takes no parameters"),
     ],
 )
@@ -192,7 +235,7 @@ def test_make_budget_errors(name: str, params: dict[str, Any], message: str) -> 
 
 
 def test_budget_registry() -> None:
-    assert {"halving": HalvingRule, "none": NoBudget} == BUDGETS
+    assert {"halving": HalvingRule, "median": MedianRule, "none": NoBudget} == BUDGETS
     assert NoBudget().check([5.0], [[1.0]] * 9) is None
 
 

@@ -104,3 +104,15 @@ def test_the_issue_case_is_not_blamed_on_the_learning_rate() -> None:
     assert found.cause == "features"
     assert "train.head_epochs" not in found.sentence()
     assert "check-model" in found.sentence()
+
+
+def test_a_trial_cut_before_it_was_judged_does_not_count_against_the_learning_rate() -> None:
+    """Trial 6 (the highest rate) was cut by the budget rule after one epoch: the chance warning
+    does not judge it, so it is no evidence that a high rate learns."""
+    trials, histories = _results([*LRS, 5e-2], [3, 4], 0.5, first_loss=10 * LN)
+    histories.loc[~histories.trial.isin([3, 4]), LOSSES] = 0.5
+    trials[TrialAttr.EPOCHS_RUN] = [3] * len(LRS) + [1]
+    trials.loc[6, TrialAttr.STATE] = "PRUNED"
+    found = stuck_cause(trials, histories[histories.trial != 6], [3, 4], CLASSES, BAR)
+    assert found.cause == "learning_rate"
+    assert "the highest learning rates" in found.sentence()
