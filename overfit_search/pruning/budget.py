@@ -48,6 +48,19 @@ def _quantile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def _bests_at(peers: Sequence[Sequence[float]], epoch: int) -> list[float]:
+    """Each peer's best val loss up to ``epoch``, for the peers that reached it with finite losses
+    (a trial stopped before ``epoch`` does not count at it)."""
+    return [min(p[:epoch]) for p in peers if len(p) >= epoch and all(map(math.isfinite, p[:epoch]))]
+
+
+def _noise(val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> float:
+    """The median :func:`relative_noise` over the trial's and its peers' curves (0 if none has 3
+    epochs)."""
+    noises = [n for n in (relative_noise(c) for c in (val_loss, *peers)) if n is not None]
+    return statistics.median(noises) if noises else 0.0
+
+
 class HalvingRule:
     """Asynchronous successive halving on the best val loss so far, with a noise tolerance.
 
@@ -98,13 +111,11 @@ class HalvingRule:
         if t == 0 or not self.is_rung(t) or not all(math.isfinite(v) for v in val_loss):
             return None
         own = min(val_loss)
-        at_rung = [min(p[:t]) for p in peers if len(p) >= t and all(map(math.isfinite, p[:t]))]
+        at_rung = _bests_at(peers, t)
         if len(at_rung) + 1 < self.min_trials:
             return None
         cutoff = _quantile([own, *at_rung], 1.0 / self.reduction_factor)
-        noises = [n for n in (relative_noise(c) for c in (val_loss, *peers)) if n is not None]
-        noise = statistics.median(noises) if noises else 0.0
-        tolerance = self.z * noise
+        tolerance = self.z * _noise(val_loss, peers)
         if cutoff <= 0 or own <= cutoff * (1.0 + tolerance):
             return None
         excess = 100.0 * (own / cutoff - 1.0)
@@ -157,13 +168,12 @@ class MedianRule:
         t = len(val_loss)
         if t < self.grace or not all(math.isfinite(v) for v in val_loss):
             return None
-        at_epoch = [min(p[:t]) for p in peers if len(p) >= t and all(map(math.isfinite, p[:t]))]
+        at_epoch = _bests_at(peers, t)
         if len(at_epoch) < self.min_trials:
             return None
         own = min(val_loss)
         cutoff = _quantile(at_epoch, self.percentile / 100.0)
-        noises = [n for n in (relative_noise(c) for c in (val_loss, *peers)) if n is not None]
-        tolerance = self.z * (statistics.median(noises) if noises else 0.0)
+        tolerance = self.z * _noise(val_loss, peers)
         if cutoff <= 0 or own <= cutoff * (1.0 + tolerance):
             return None
         excess = 100.0 * (own / cutoff - 1.0)
