@@ -1,12 +1,14 @@
 """Named aggressiveness levels of the two-part stopping policy (issue 18).
 
 Each preset is an overfitting rule (``peak``: past the trial's best, read through a running
-median of 3 epochs, by more than its own noise) and a budget rule (``halving``: successive
-halving on the best val loss so far, with a minimum rung population and a tolerance in multiples
-of the measured val loss noise). Their parameters were chosen by ``bench/choose_default.py`` on
-the ten choosing curve banks only (each preset minimises epoch fraction + weight x (best val-loss
-ratio - 1) pooled over them, weight 20 / 5 / 1.5 for safe / balanced / fast); bench/RESULTS.md
-reports them on banks recorded for that purpose and never replayed before the choice.
+median of 5 or 3 epochs, by more than twice its own noise) and a budget rule (``halving``:
+successive halving on the best val loss so far, with a minimum rung population and a tolerance
+in multiples of the measured val loss noise). Their parameters were chosen by
+``bench/choose_default.py`` (round 4: 512 settings, the ``median`` budget rule and the peak
+rule's ``sustained`` reading among them) on the twelve choosing curve banks only (each preset
+minimises epoch fraction + weight x (best val-loss ratio - 1) pooled over them, weight 20 / 5 /
+1.5 for safe / balanced / fast); bench/RESULTS.md reports them on banks recorded for that purpose
+and never replayed before the choice.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "safe": {
-        "rule": {"name": "peak", "patience": 4, "z": 3.0, "smooth": 3},
+        "rule": {"name": "peak", "patience": 4, "z": 2.0, "smooth": 5, "sustained": True},
         "budget": {
             "name": "halving",
             "first_rung": 1,
@@ -25,7 +27,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
     "balanced": {
-        "rule": {"name": "peak", "patience": 4, "z": 3.0, "smooth": 3},
+        "rule": {"name": "peak", "patience": 4, "z": 2.0, "smooth": 5},
         "budget": {
             "name": "halving",
             "first_rung": 1,
@@ -35,7 +37,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
     "fast": {
-        "rule": {"name": "peak", "patience": 4, "z": 2.0, "smooth": 3},
+        "rule": {"name": "peak", "patience": 4, "z": 2.0, "smooth": 3, "sustained": True},
         "budget": {
             "name": "halving",
             "first_rung": 1,
