@@ -68,6 +68,8 @@ class ResultKey:
     VAL_LOSS: Final = "val_loss"
     TRAIN_EVAL_LOSS: Final = "train_eval_loss"
     GAP: Final = "gap"
+    VAL_ACCURACY: Final = "val_accuracy"
+    TRAIN_EVAL_ACCURACY: Final = "train_eval_accuracy"
     FAILED: Final = "failed"
     """Present (the reason) when the trial failed; the other values are then NaN."""
 
@@ -96,13 +98,15 @@ CHECK_MODEL_FILE = "check_model.json"
 """The setup check's probe table and verdict, in the results directory."""
 HISTORY_FILE = "history.csv"
 """One row per epoch, :data:`HISTORY_COLUMNS`."""
+HISTORIES_TRIAL = "trial"
+"""histories.csv's first column: the trial number of each history.csv row it joins."""
 HISTORY_COLUMNS: tuple[str, ...] = (
     ResultKey.EPOCH,
     ResultKey.VAL_LOSS,
     ResultKey.TRAIN_EVAL_LOSS,
     ResultKey.GAP,
-    "val_accuracy",
-    "train_eval_accuracy",
+    ResultKey.VAL_ACCURACY,
+    ResultKey.TRAIN_EVAL_ACCURACY,
     "keras_loss",
     "keras_val_loss",
     "keras_accuracy",

@@ -36,6 +36,7 @@ DISTINCTIVE = (
     layout.CRASH_REASON_FILE,
     layout.BEST_WEIGHTS,
     layout.CHECKPOINT_GLOB,
+    layout.CHECKPOINT_TMP,
     layout.CHECK_MODEL_FILE,
 )
 # A quoted literal handed to a user-attribute accessor, or a Ray result's "failed" key.
@@ -69,6 +70,8 @@ def test_the_contract_names_are_unique() -> None:
         ResultKey.VAL_LOSS,
         ResultKey.TRAIN_EVAL_LOSS,
         ResultKey.GAP,
+        ResultKey.VAL_ACCURACY,
+        ResultKey.TRAIN_EVAL_ACCURACY,
     }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from overfit_search.layout import CHECK_MODEL_FILE, TrialAttr
+from overfit_search.layout import CHECK_MODEL_FILE, HISTORIES_TRIAL, ResultKey, TrialAttr
 from overfit_search.results import figures
 from overfit_search.results.reader import Results, _probe_evidence
 from overfit_search.results.stuck import (
@@ -53,13 +53,13 @@ def at_chance(r: Results) -> tuple[list[int], float] | None:
         the classes or accuracies are not known.
     """
     h, split = r.histories, r.split
-    if split is None or "label" not in split.columns or "val_accuracy" not in h.columns:
+    if split is None or "label" not in split.columns or ResultKey.VAL_ACCURACY not in h.columns:
         return None
     classes = split["label"].nunique()
     if classes < 2 or TrialAttr.STATE not in r.trials.columns:
         return None
     bar = CHANCE_FACTOR / classes
-    best = h.groupby("trial")["val_accuracy"].max()
+    best = h.groupby(HISTORIES_TRIAL)[ResultKey.VAL_ACCURACY].max()
     judged = judged_rows(r.trials)["number"].astype(int)
     return [n for n in judged if n in best.index and best[n] <= bar], bar
 

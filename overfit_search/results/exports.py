@@ -21,6 +21,7 @@ from overfit_search.errors import ConfigError, FatalError
 from overfit_search.layout import (
     BEST_WEIGHTS,
     CHECK_MODEL_FILE,
+    HISTORIES_TRIAL,
     HISTORY_FILE,
     ResultKey,
     TrialAttr,
@@ -177,10 +178,10 @@ def histories_frame(trials_dir: Path) -> pd.DataFrame:
             path = folder / HISTORY_FILE
             if folder.name.isdigit() and path.exists() and path.stat().st_size:
                 frame = pd.read_csv(path)
-                frame.insert(0, "trial", int(folder.name))
+                frame.insert(0, HISTORIES_TRIAL, int(folder.name))
                 frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=["trial", ResultKey.EPOCH])
+        return pd.DataFrame(columns=[HISTORIES_TRIAL, ResultKey.EPOCH])
     return pd.concat(frames, ignore_index=True)
 
 

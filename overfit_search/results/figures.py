@@ -23,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial, TrialState
 
-from overfit_search.layout import ResultKey, TrialAttr
+from overfit_search.layout import HISTORIES_TRIAL, ResultKey, TrialAttr
 
 PALETTE = (
     "#1f77b4",
@@ -180,7 +180,7 @@ def top_curves(trials: pd.DataFrame, histories: pd.DataFrame, top: int = 5) -> l
         if len(curves) >= top:
             break
         number = int(row["number"])
-        history = histories[histories["trial"] == number]
+        history = histories[histories[HISTORIES_TRIAL] == number]
         curve = _curve(number, history, row.get(TrialAttr.BEST_EPOCH)) if len(history) else None
         if curve is not None:
             curves.append(curve)

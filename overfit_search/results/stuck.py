@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from overfit_search.layout import ResultKey, TrialAttr, param_column
+from overfit_search.layout import HISTORIES_TRIAL, ResultKey, TrialAttr, param_column
 
 LR_COLUMN = param_column("learning_rate")
 """trials.csv's column of the learning rate, when it is searched."""
@@ -108,11 +108,12 @@ def _lr_span(lrs: pd.Series) -> float:
 
 def _first_epoch_losses(histories: pd.DataFrame, stuck: list[int]) -> pd.Series:
     """Each stuck trial's clean loss at its first epoch (the larger of val and train_eval)."""
-    h = histories[histories["trial"].isin(stuck)]
+    h = histories[histories[HISTORIES_TRIAL].isin(stuck)]
     cols = [c for c in (ResultKey.VAL_LOSS, ResultKey.TRAIN_EVAL_LOSS) if c in h.columns]
     if h.empty or not cols or ResultKey.EPOCH not in h.columns:
         return pd.Series(dtype=float)
-    first = h.sort_values(ResultKey.EPOCH).groupby("trial").head(1).set_index("trial")
+    first = h.sort_values(ResultKey.EPOCH).groupby(HISTORIES_TRIAL).head(1)
+    first = first.set_index(HISTORIES_TRIAL)
     return first[cols].max(axis=1)
 
 
@@ -172,9 +173,9 @@ def stuck_cause(
     first = _first_epoch_losses(histories, stuck)
     diverged = len(first) > 0 and (first > DIVERGED_FACTOR * math.log(classes)).mean() > 0.5
     fit_train: bool | None = None
-    if "train_eval_accuracy" in histories.columns:
-        best_train = histories[histories["trial"].isin(stuck)].groupby("trial")[
-            "train_eval_accuracy"
+    if ResultKey.TRAIN_EVAL_ACCURACY in histories.columns:
+        best_train = histories[histories[HISTORIES_TRIAL].isin(stuck)].groupby(HISTORIES_TRIAL)[
+            ResultKey.TRAIN_EVAL_ACCURACY
         ]
         best = best_train.max().dropna()
         if len(best):

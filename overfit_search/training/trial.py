@@ -111,8 +111,8 @@ class _EpochReporter(keras.callbacks.Callback):  # type: ignore[misc]
             ResultKey.VAL_LOSS: val_loss,
             ResultKey.TRAIN_EVAL_LOSS: train_loss,
             ResultKey.GAP: val_loss - train_loss,
-            "val_accuracy": accuracy(p_val, self.data.y_val),
-            "train_eval_accuracy": accuracy(p_train, y_train),
+            ResultKey.VAL_ACCURACY: accuracy(p_val, self.data.y_val),
+            ResultKey.TRAIN_EVAL_ACCURACY: accuracy(p_train, y_train),
             "keras_loss": float(logs.get("loss", math.nan)),
             # Keras's val_loss is the compiled loss plus the regularization penalty.
             "keras_val_loss": val_loss + penalty,
