@@ -284,7 +284,8 @@ class PeakRule:
 
     Args:
         patience: Epochs without a new best, >= 1.
-        z: Noise multiples the mean of those epochs must exceed the best by, >= 0.
+        z: Noise multiples those epochs (their mean; each one with ``sustained``) must exceed
+            the best by, >= 0.
         min_rise: Smallest rise that fires, percent, >= 0.
         smooth: Width of the trailing running median, >= 1 (1: the raw curve).
         sustained: Read the smallest of those epochs instead of their mean.
