@@ -61,6 +61,14 @@ def _noise(val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> float
     return statistics.median(noises) if noises else 0.0
 
 
+def _excess(own: float, cutoff: float, tolerance: float) -> float | None:
+    """How far (percent) ``own`` is above ``cutoff``, when more than ``tolerance`` (a fraction)
+    above it; None when it is within (or the cutoff is not positive)."""
+    if cutoff <= 0 or own <= cutoff * (1.0 + tolerance):
+        return None
+    return 100.0 * (own / cutoff - 1.0)
+
+
 class HalvingRule:
     """Asynchronous successive halving on the best val loss so far, with a noise tolerance.
 
@@ -116,9 +124,9 @@ class HalvingRule:
             return None
         cutoff = _quantile([own, *at_rung], 1.0 / self.reduction_factor)
         tolerance = self.z * _noise(val_loss, peers)
-        if cutoff <= 0 or own <= cutoff * (1.0 + tolerance):
+        excess = _excess(own, cutoff, tolerance)
+        if excess is None:
             return None
-        excess = 100.0 * (own / cutoff - 1.0)
         return Firing(
             "halving",
             excess,
@@ -174,9 +182,9 @@ class MedianRule:
         own = min(val_loss)
         cutoff = _quantile(at_epoch, self.percentile / 100.0)
         tolerance = self.z * _noise(val_loss, peers)
-        if cutoff <= 0 or own <= cutoff * (1.0 + tolerance):
+        excess = _excess(own, cutoff, tolerance)
+        if excess is None:
             return None
-        excess = 100.0 * (own / cutoff - 1.0)
         return Firing(
             "median",
             excess,
