@@ -566,8 +566,45 @@ class ReplayResult:
     seconds: float = 0.0
 
 
+class Feed(Protocol):
+    """Where a replay's trials come from, and where their outcomes go (a sampler with feedback).
+
+    A plain sequence of curves is a feed that ignores outcomes (:class:`_Fixed`);
+    ``bench/_feedback.py`` proposes each next configuration with the product's own sampler,
+    told every outcome as the product tells it.
+    """
+
+    def next(self) -> Curve | None:
+        """The next trial's configuration, or None when the search is over."""
+        ...
+
+    def epoch(self, curve: Curve, epoch: int, val_loss: float) -> None:
+        """Epoch ``epoch`` (from 1) of ``curve``'s trial ended with ``val_loss``."""
+        ...
+
+    def done(self, curve: Curve, epochs: int, pruned: bool) -> None:
+        """``curve``'s trial ended after ``epochs`` epochs; ``pruned`` as the policy records."""
+        ...
+
+
+class _Fixed:
+    """A fixed trial order: a feed that ignores outcomes."""
+
+    def __init__(self, curves: Sequence[Curve]) -> None:
+        self._queue = deque(curves)
+
+    def next(self) -> Curve | None:
+        return self._queue.popleft() if self._queue else None
+
+    def epoch(self, curve: Curve, epoch: int, val_loss: float) -> None:
+        pass
+
+    def done(self, curve: Curve, epochs: int, pruned: bool) -> None:
+        pass
+
+
 def replay(
-    curves: Sequence[Curve],
+    curves: Sequence[Curve] | Feed,
     policy: Policy,
     concurrency: int = 1,
     budget: int | None = None,
@@ -581,7 +618,8 @@ def replay(
     been run (running trials are cut there, no new trial starts).
 
     Args:
-        curves: The configurations, in sampler order.
+        curves: The configurations, in sampler order, or a :class:`Feed` that proposes each
+            next one after hearing how the earlier ones ended.
         policy: A fresh policy.
         concurrency: Trials run side by side, >= 1.
         budget: Total epoch budget, or None for no limit.
@@ -596,23 +634,30 @@ def replay(
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     result = ReplayResult(policy.name)
-    queue = deque(curves)
+    feed: Feed = _Fixed(curves) if isinstance(curves, Sequence) else curves
     running: list[list[Any]] = []  # [curve, epochs done]
+    more = True
 
     def exhausted() -> bool:
         return budget is not None and result.epochs >= budget
 
     def finish(curve: Curve, stopped: bool, epoch: int = 0) -> None:
-        if policy.end(curve.key, stopped):
+        pruned = policy.end(curve.key, stopped)
+        feed.done(curve, result.epochs_run.get(curve.key, 0), pruned)
+        if pruned:
             result.pruned += 1
         if stopped:
             result.stopped += 1
             if min(curve.val_loss[epoch:]) < min(curve.val_loss[:epoch]):
                 result.premature += 1
 
-    while queue or running:
-        while len(running) < concurrency and queue and not exhausted():
-            curve = queue.popleft()
+    while more or running:
+        while len(running) < concurrency and more and not exhausted():
+            proposed = feed.next()
+            if proposed is None:
+                more = False
+                break
+            curve = proposed
             policy.start(curve.key)
             result.trials_started += 1
             running.append([curve, 0])
@@ -637,6 +682,7 @@ def replay(
                 result.best_key = curve.key
             if math.isfinite(val) and val - train <= max_gap:
                 result.feasible_val_loss = min(result.feasible_val_loss, val)
+            feed.epoch(curve, epoch, val)
             stop = policy.observe(curve.key, epoch, val, train)
             if stop or epoch >= curve.epochs:
                 running.remove(item)

@@ -1,4 +1,4 @@
-"""Choose the stopping presets (issue 18, rounds 3 and 4) on the choosing curve banks only.
+"""Choose the stopping presets (issue 18, rounds 3 to 5) on the choosing curve banks only.
 
 Replays a grid of the two-part policy (the ``peak`` overfit rule and a budget rule,
 ``halving`` or ``median``) over random 30-configuration searches of every bank in
@@ -10,6 +10,10 @@ preset takes:
   the weight saying what 1 % of best val loss is worth in epochs: ``safe`` 20 (1 % of quality
   = 20 % of the epochs), ``balanced`` 5, ``fast`` 1.5.
 
+With ``--feedback`` (round 5) each search is a TPE search with feedback
+(``bench/_feedback.py``, the banks of 40+ configurations) instead of a random subset, and the
+grid is round 5's.
+
 The banks named in ``pruning.HELD_OUT`` are refused: the presets are reported on them by
 ``bench/pruning.py`` only after the choice is committed.
 
@@ -17,6 +21,7 @@ Usage::
 
     python bench/choose_default.py            # 20 subsets per bank
     python bench/choose_default.py --seeds 5  # a quick look
+    python bench/choose_default.py --feedback --seeds 10  # round 5
 """
 
 from __future__ import annotations
@@ -34,9 +39,18 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+from _feedback import SamplerFeed  # noqa: E402
 from _policies import Judge, NoStopping, replay  # noqa: E402
 from pruning import CHOSEN_ON as CHOOSING  # noqa: E402
-from pruning import HELD_OUT, SUBSET_SIZE, load_curves, random_subsets  # noqa: E402
+from pruning import (  # noqa: E402
+    FEEDBACK_CONCURRENCY,
+    FEEDBACK_MIN_POOL,
+    FEEDBACK_TRIALS,
+    HELD_OUT,
+    SUBSET_SIZE,
+    load_curves,
+    random_subsets,
+)
 
 WEIGHTS = {"safe": 20.0, "balanced": 5.0, "fast": 1.5}
 """Preset -> epochs fraction that 1.0 of best val-loss ratio is worth (see the docstring)."""
@@ -60,18 +74,43 @@ BUDGET_GRIDS: dict[str, dict[str, Sequence[Any]]] = {
 ``sustained`` reading, each with the halving budget rule or the median one."""
 
 
+FEEDBACK_PEAK_GRID = {"patience": (4,), "z": (2.0,), "smooth": (3, 5), "sustained": (False, True)}
+FEEDBACK_BUDGET_GRIDS: dict[str, dict[str, Sequence[Any]]] = {
+    "halving": {
+        "first_rung": (1, 2),
+        "reduction_factor": (2.0, 3.0, 4.0),
+        "min_trials": (3, 5, 8),
+        "z": (0.0, 0.5, 1.0, 3.0),
+    },
+    "median": {
+        "grace": (2, 4),
+        "min_trials": (5, 8),
+        "percentile": (50.0, 67.0),
+        "z": (0.0, 1.0, 3.0),
+    },
+}
+"""Round 5's grid (``--feedback``, 384 settings): round 4 showed the peak settings move the
+score by under 0.005 and the budget rule is the lever, so the peak rule keeps round 4's
+patience 4 and z 2, and the budget grid widens: keep 1 in 2, no tolerance (z 0) or half a noise
+unit, and a rung population of 3."""
+
+
 def _grid(grid: dict[str, Sequence[Any]]) -> list[dict[str, Any]]:
     keys = list(grid)
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
 
 
 def score(
-    subsets: dict[str, list[list[Any]]],
+    subsets: dict[str, list[Any]],
     fulls: dict[str, list[Any]],
     peak: dict[str, Any],
     budget: dict[str, Any],
 ) -> tuple[float, float, float, dict[str, tuple[float, float]]]:
-    """Pooled (fraction, ratio, share within 1 %) and per-bank (fraction, ratio) of a setting."""
+    """Pooled (fraction, ratio, share within 1 %) and per-bank (fraction, ratio) of a setting.
+
+    ``subsets[bank]`` holds random subsets (lists of curves) or, with sampler feedback,
+    ``(pool, seed)`` pairs: each search is then a fresh ``SamplerFeed`` of the pool.
+    """
     per: dict[str, tuple[float, float]] = {}
     fractions: list[float] = []
     ratios: list[float] = []
@@ -79,7 +118,7 @@ def score(
         f_bank, r_bank = [], []
         for search, full in zip(searches, fulls[bank], strict=True):
             policy = Judge("c", "peak", budget=budget, **peak)
-            result = replay(search, policy)
+            result = _run(search, policy)
             f_bank.append(result.epochs / full.epochs)
             r_bank.append(result.best_val_loss / full.best_val_loss)
         per[bank] = (statistics.fmean(f_bank), statistics.fmean(r_bank))
@@ -89,22 +128,46 @@ def score(
     return statistics.fmean(fractions), statistics.fmean(ratios), within, per
 
 
+def _run(search: Any, policy: Any) -> Any:
+    """Replay one search: a random subset, or a ``(pool, seed)`` TPE search with feedback."""
+    if isinstance(search, tuple):
+        pool, seed = search
+        feed = SamplerFeed(pool, FEEDBACK_TRIALS, seed)
+        return replay(feed, policy, FEEDBACK_CONCURRENCY)
+    return replay(search, policy)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Replay the grid on the choosing banks; print every setting and each preset's pick."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=20, help="random subsets per bank")
+    parser.add_argument("--seeds", type=int, default=20, help="searches per bank")
+    parser.add_argument(
+        "--feedback",
+        action="store_true",
+        help="round 5: TPE searches with feedback (bench/_feedback.py) on the banks of 40+ "
+        "configurations, and round 5's grid",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
-    subsets, fulls = {}, {}
+    subsets: dict[str, list[Any]] = {}
+    fulls: dict[str, list[Any]] = {}
     for bank in CHOOSING:
         if bank in HELD_OUT:
             raise SystemExit(f"{bank} is held out: the presets are never chosen on it")
-        path = HERE / "curves" / bank
-        subsets[bank] = random_subsets(load_curves(path), args.seeds, SUBSET_SIZE)
-        fulls[bank] = [replay(s, NoStopping()) for s in subsets[bank]]
+        pool = load_curves(HERE / "curves" / bank)
+        if args.feedback:
+            if len(pool) < FEEDBACK_MIN_POOL:
+                continue
+            subsets[bank] = [(pool, seed) for seed in range(args.seeds)]
+        else:
+            subsets[bank] = random_subsets(pool, args.seeds, SUBSET_SIZE)
+        fulls[bank] = [_run(s, NoStopping()) for s in subsets[bank]]
+    print(f"choosing on {len(subsets)} banks: {', '.join(subsets)}", flush=True)
     rows = []
-    budgets = [{"name": name, **b} for name, grid in BUDGET_GRIDS.items() for b in _grid(grid)]
-    for peak in _grid(PEAK_GRID):
+    peak_grid = FEEDBACK_PEAK_GRID if args.feedback else PEAK_GRID
+    budget_grids = FEEDBACK_BUDGET_GRIDS if args.feedback else BUDGET_GRIDS
+    budgets = [{"name": name, **b} for name, grid in budget_grids.items() for b in _grid(grid)]
+    for peak in _grid(peak_grid):
         for budget in budgets:
             fraction, ratio, within, per = score(subsets, fulls, peak, budget)
             rows.append((fraction, ratio, within, peak, budget, per))
@@ -113,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
     seconds = time.monotonic() - started
-    print(f"replayed {len(rows)} settings on {len(CHOOSING)} banks in {seconds:.0f}s")
+    print(f"replayed {len(rows)} settings on {len(subsets)} banks in {seconds:.0f}s")
     for preset, weight in WEIGHTS.items():
         fraction, ratio, within, peak, budget, per = min(
             rows, key=lambda r: r[0] + weight * (r[1] - 1.0)

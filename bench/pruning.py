@@ -12,6 +12,11 @@ epoch through each stopping policy. Two reports:
   of no stopping and the ratio of the best val loss found to no stopping's. The default
   policy's parameters were chosen on :data:`CHOSEN_ON` only; the summary line pools the
   :data:`HELD_OUT` banks.
+- ``--feedback`` (round 5): the same frontier, but each search's configurations are proposed
+  one by one by the product's TPE, told how every earlier trial ended (``bench/_feedback.py``),
+  so a policy's stops change what runs next, as in a live sweep. Random subsets cannot show
+  that TPE crowds the good region, where a rule that spares trials within noise of the leader
+  spares many.
 - ``--orders`` (issue 4): reorderings of one pool, with the equal-budget comparison to ASHA.
 
 Usage::
@@ -19,6 +24,7 @@ Usage::
     python bench/pruning.py --record --setup digits-small  # train and record a bank
     python bench/pruning.py --quick                # 5 subsets per held-out bank, summary last
     python bench/pruning.py --markdown --chosen    # the frontier tables for bench/RESULTS.md
+    python bench/pruning.py --feedback --markdown  # the frontier with TPE feedback (20 seeds)
     python bench/pruning.py --curves PATH ...      # other curve files (all pooled)
     python bench/pruning.py --orders               # issue 4's tables on bench/curves/digits.csv
 
@@ -247,6 +253,58 @@ def subset_benchmark(
                 runs[f"top{k}"] = top_k(subset, k)
         for name, result in runs.items():
             stopped_by = by_rule.get(name, {})
+            scores.setdefault(name, []).append(
+                Score(
+                    result.epochs / full.epochs,
+                    result.best_val_loss / full.best_val_loss,
+                    result.seconds / full.seconds if full.seconds else math.nan,
+                    stopped_by,
+                )
+            )
+    return scores
+
+
+FEEDBACK_TRIALS = 24
+"""Trials per search with sampler feedback (``sweeps/demo.yaml``'s ``study.trials``)."""
+FEEDBACK_CONCURRENCY = 2
+"""Trials side by side with sampler feedback (the demo on 2 CPUs, ``cpus_per_trial: 1``)."""
+FEEDBACK_MIN_POOL = 40
+"""Banks smaller than this are left out with feedback: TPE must have configurations to choose
+among (24 of 40 run; the 60-configuration banks run 24 of 60)."""
+
+
+def feedback_benchmark(
+    curves: Sequence[Curve],
+    n_seeds: int,
+    policies: dict[str, PolicyFactory] | None = None,
+    trials: int = FEEDBACK_TRIALS,
+    concurrency: int = FEEDBACK_CONCURRENCY,
+) -> dict[str, list[Score]]:
+    """Every policy on searches whose configurations the product's TPE proposes with feedback.
+
+    Per sampler seed, each policy runs its own search (``_feedback.SamplerFeed``: TPE told
+    every outcome as the product tells it, each proposal snapped to the nearest configuration
+    of the pool not run yet), so a policy's stops change what runs next, as in a live sweep.
+    Scores are against no stopping's search at the same sampler seed: epochs / its epochs and
+    best val loss / its best.
+
+    Returns:
+        Policy name -> one :class:`Score` per sampler seed.
+    """
+    from _feedback import SamplerFeed
+
+    policies = policies or frontier_policies()
+    max_epochs = max(c.epochs for c in curves)
+    scores: dict[str, list[Score]] = {}
+    for seed in range(n_seeds):
+        full = replay(SamplerFeed(curves, trials, seed), NoStopping(), concurrency)
+        for name, factory in policies.items():
+            policy = factory(seed, max_epochs)
+            result = replay(SamplerFeed(curves, trials, seed), policy, concurrency)
+            stopped_by: dict[str, int] = {}
+            if isinstance(policy, Judge):
+                for rule in policy.stopped_by.values():
+                    stopped_by[rule] = stopped_by.get(rule, 0) + 1
             scores.setdefault(name, []).append(
                 Score(
                     result.epochs / full.epochs,
@@ -509,6 +567,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--chosen", action="store_true", help="also report the banks the default was chosen on"
     )
+    parser.add_argument(
+        "--feedback",
+        action="store_true",
+        help="searches proposed by the product's TPE with feedback (bench/_feedback.py) "
+        "instead of random subsets; banks of 40+ configurations",
+    )
     parser.add_argument("--markdown", action="store_true", help="print the markdown tables")
     parser.add_argument("--plot", type=Path, default=None, help="write the frontier as a PNG")
     parser.add_argument(
@@ -595,19 +659,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = (CHOSEN_ON if args.chosen else ()) + HELD_OUT
         paths = [HERE / "curves" / n for n in names if (HERE / "curves" / n).exists()]
         held = {str(HERE / "curves" / n) for n in HELD_OUT}
-    n_subsets = args.seeds if args.seeds is not None else (5 if args.quick else 50)
+    default_n = (5 if args.quick else 20) if args.feedback else (5 if args.quick else 50)
+    n_subsets = args.seeds if args.seeds is not None else default_n
     per_setup: dict[str, dict[str, list[Score]]] = {}
     pooled: dict[str, list[Score]] = {}
     for path in paths:
         curves = load_curves(path)
-        scores = subset_benchmark(curves, n_subsets)
+        if args.feedback and len(curves) < FEEDBACK_MIN_POOL:
+            print(f"curves {path}: {len(curves)} configs, too few for --feedback; left out")
+            continue
+        if args.feedback:
+            scores = feedback_benchmark(curves, n_subsets)
+            how = (
+                f"{n_subsets} TPE searches of {min(FEEDBACK_TRIALS, len(curves))} trials "
+                f"({FEEDBACK_CONCURRENCY} side by side) with feedback"
+            )
+        else:
+            scores = subset_benchmark(curves, n_subsets)
+            how = f"{n_subsets} random {min(SUBSET_SIZE, len(curves))}-configuration subsets"
         label = path.stem + ("" if str(path) in held else " (chosen on)")
         per_setup[label] = scores
         best_epochs = sorted(c.val_loss.index(min(c.val_loss)) + 1 for c in curves)
         print(
             f"curves {path}: {len(curves)} configs x {max(c.epochs for c in curves)} epochs, "
-            f"median best epoch {best_epochs[len(best_epochs) // 2]}; {n_subsets} random "
-            f"{min(SUBSET_SIZE, len(curves))}-configuration subsets"
+            f"median best epoch {best_epochs[len(best_epochs) // 2]}; {how}"
         )
         if str(path) in held:
             for name, runs in scores.items():
