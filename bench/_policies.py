@@ -425,13 +425,23 @@ def _optuna(name: str, make: Callable[[Any], Any]) -> PolicyFactory:
     return factory
 
 
+BALANCED_R4_BUDGET = {
+    "name": "halving",
+    "first_rung": 1,
+    "reduction_factor": 4.0,
+    "min_trials": 5,
+    "z": 3.0,
+}
+"""Round 4's ``balanced`` budget rule (with the peak rule at patience 4, z 2, smooth 5)."""
+
+
 def frontier_policies() -> dict[str, PolicyFactory]:
     """Every policy of the issue-18 frontier, at a few aggressiveness levels each.
 
-    The project's two-part policy at its three presets (``default`` is ``balanced``), the
-    current default ``gl`` (alpha 5, grace 2, median comparison), Optuna's Median, Patient,
-    SuccessiveHalving and Hyperband pruners, Ray's ASHA and MedianStoppingRule at two levels
-    each, and ``none``.
+    The project's two-part policy at its three presets (``default`` is ``balanced``) and
+    round 4's ``balanced`` (``balanced-r4``), the first default ``gl`` (alpha 5, grace 2,
+    median comparison), Optuna's Median, Patient, SuccessiveHalving and Hyperband pruners,
+    Ray's ASHA and MedianStoppingRule at two levels each, and ``none``.
     Optuna's pruners see the last val loss per epoch (``KerasPruningCallback``); ASHA ranks the
     last value at each rung, as Ray does. The "1 epoch each, keep the top K" baseline is not a
     sequential policy: see :func:`top_k`.
@@ -440,6 +450,15 @@ def frontier_policies() -> dict[str, PolicyFactory]:
         "default": lambda seed, t: Judge.preset("default", "balanced"),
         "safe": lambda seed, t: Judge.preset("safe", "safe"),
         "fast": lambda seed, t: Judge.preset("fast", "fast"),
+        # round 4's balanced, chosen on random subsets (the default until round 5)
+        "balanced-r4": lambda seed, t: Judge(
+            "balanced-r4",
+            "peak",
+            budget=BALANCED_R4_BUDGET,
+            patience=4,
+            z=2.0,
+            smooth=5,
+        ),
         "gl": lambda seed, t: Judge("gl", "gl", alpha=5.0),
         "median": _optuna("median", lambda p: p.MedianPruner(n_startup_trials=5, n_warmup_steps=2)),
         "median-w0": _optuna(

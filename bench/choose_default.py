@@ -8,7 +8,9 @@ preset takes:
 
 - each preset minimises ``fraction + weight * (ratio - 1)`` pooled over the choosing banks, with
   the weight saying what 1 % of best val loss is worth in epochs: ``safe`` 20 (1 % of quality
-  = 20 % of the epochs), ``balanced`` 5, ``fast`` 1.5.
+  = 20 % of the epochs), ``balanced`` 5, ``fast`` 1.5. With ``--feedback`` (round 5), the
+  settings within one standard error of that minimum tie, and the one with the lowest mean
+  ratio among them is picked (:func:`one_se_pick`).
 
 With ``--feedback`` (round 5) each search is a TPE search with feedback
 (``bench/_feedback.py``, the banks of 40+ configurations) instead of a random subset, and the
@@ -105,8 +107,10 @@ def score(
     fulls: dict[str, list[Any]],
     peak: dict[str, Any],
     budget: dict[str, Any],
+    each: list[tuple[float, float]] | None = None,
 ) -> tuple[float, float, float, dict[str, tuple[float, float]]]:
-    """Pooled (fraction, ratio, share within 1 %) and per-bank (fraction, ratio) of a setting.
+    """Pooled (fraction, ratio, share within 1 %) and per-bank (fraction, ratio) of a setting;
+    each search's (fraction, ratio) is appended to ``each`` when given.
 
     ``subsets[bank]`` holds random subsets (lists of curves) or, with sampler feedback,
     ``(pool, seed)`` pairs: each search is then a fresh ``SamplerFeed`` of the pool.
@@ -122,10 +126,41 @@ def score(
             f_bank.append(result.epochs / full.epochs)
             r_bank.append(result.best_val_loss / full.best_val_loss)
         per[bank] = (statistics.fmean(f_bank), statistics.fmean(r_bank))
+        if each is not None:
+            each.extend(zip(f_bank, r_bank, strict=True))
         fractions += f_bank
         ratios += r_bank
     within = sum(r <= 1.01 for r in ratios) / len(ratios)
     return statistics.fmean(fractions), statistics.fmean(ratios), within, per
+
+
+def one_se_pick(
+    rows: Sequence[tuple[float, float, list[tuple[float, float]]]], weight: float
+) -> int:
+    """Round 5's pick: the lowest mean ratio among the settings whose mean weighted score
+    ``fraction + weight * (ratio - 1)`` is within one standard error of the lowest one's.
+
+    With sampler feedback the scores are noisy (each policy's search follows its own TPE path)
+    and near the optimum several settings tie; among those, the one that loses least quality
+    (the one-standard-error rule of model selection).
+
+    Args:
+        rows: Per setting: mean fraction, mean ratio and each search's (fraction, ratio).
+        weight: Epochs fraction that 1.0 of ratio is worth.
+
+    Returns:
+        The index of the picked row.
+    """
+
+    def scores(row: tuple[float, float, list[tuple[float, float]]]) -> list[float]:
+        return [f + weight * (r - 1.0) for f, r in row[2]]
+
+    means = [statistics.fmean(scores(row)) for row in rows]
+    best = min(range(len(rows)), key=means.__getitem__)
+    spread = scores(rows[best])
+    se = statistics.stdev(spread) / len(spread) ** 0.5 if len(spread) > 1 else 0.0
+    near = [i for i, m in enumerate(means) if m <= means[best] + se]
+    return min(near, key=lambda i: (rows[i][1], rows[i][0]))
 
 
 def _run(search: Any, policy: Any) -> Any:
@@ -169,8 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     budgets = [{"name": name, **b} for name, grid in budget_grids.items() for b in _grid(grid)]
     for peak in _grid(peak_grid):
         for budget in budgets:
-            fraction, ratio, within, per = score(subsets, fulls, peak, budget)
-            rows.append((fraction, ratio, within, peak, budget, per))
+            pairs: list[tuple[float, float]] = []
+            fraction, ratio, within, per = score(subsets, fulls, peak, budget, pairs)
+            rows.append((fraction, ratio, within, peak, budget, per, pairs))
             print(
                 f"peak {peak} budget {budget}: {fraction:.3f} / {ratio:.4f} / {100 * within:.0f}%",
                 flush=True,
@@ -178,9 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = time.monotonic() - started
     print(f"replayed {len(rows)} settings on {len(subsets)} banks in {seconds:.0f}s")
     for preset, weight in WEIGHTS.items():
-        fraction, ratio, within, peak, budget, per = min(
-            rows, key=lambda r: r[0] + weight * (r[1] - 1.0)
-        )
+        if args.feedback:
+            picked = rows[one_se_pick([(r[0], r[1], r[6]) for r in rows], weight)]
+        else:
+            picked = min(rows, key=lambda r: r[0] + weight * (r[1] - 1.0))
+        fraction, ratio, within, peak, budget, per, _ = picked
         print(
             f"{preset} (weight {weight:g}): peak {peak} budget {budget}: pooled {fraction:.3f} / "
             f"{ratio:.4f} / {100 * within:.0f}% within 1 %; per bank "

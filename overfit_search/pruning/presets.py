@@ -1,14 +1,16 @@
 """Named aggressiveness levels of the two-part stopping policy (issue 18).
 
 Each preset is an overfitting rule (``peak``: past the trial's best, read through a running
-median of 5 or 3 epochs, by more than twice its own noise) and a budget rule (``halving``:
-successive halving on the best val loss so far, with a minimum rung population and a tolerance
-in multiples of the measured val loss noise). Their parameters were chosen by
-``bench/choose_default.py`` (round 4: 512 settings, the ``median`` budget rule and the peak
-rule's ``sustained`` reading among them) on the twelve choosing curve banks only (each preset
+median of 5 epochs, by more than twice its own noise at every epoch of the patience window) and
+a budget rule (``halving``: successive halving on the best val loss so far from epoch 2, with a
+minimum rung population and a tolerance in multiples of the measured val loss noise). Their
+parameters were chosen by ``bench/choose_default.py --feedback`` (round 5: 384 settings) on the
+eight choosing curve banks of 40+ configurations only, each search proposed by the product's own
+TPE told every earlier trial's outcome (``bench/_feedback.py``), as in a live sweep: each preset
 minimises epoch fraction + weight x (best val-loss ratio - 1) pooled over them, weight 20 / 5 /
-1.5 for safe / balanced / fast); bench/RESULTS.md reports them on banks recorded for that purpose
-and never replayed before the choice.
+1.5 for safe / balanced / fast, and among the settings within one standard error of that
+minimum takes the one with the best ratio. bench/RESULTS.md reports them on banks never used to
+choose.
 """
 
 from __future__ import annotations
@@ -20,30 +22,30 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "rule": {"name": "peak", "patience": 4, "z": 2.0, "smooth": 5, "sustained": True},
         "budget": {
             "name": "halving",
-            "first_rung": 1,
-            "reduction_factor": 4.0,
+            "first_rung": 2,
+            "reduction_factor": 2.0,
             "min_trials": 8,
             "z": 3.0,
         },
     },
     "balanced": {
-        "rule": {"name": "peak", "patience": 4, "z": 2.0, "smooth": 5},
+        "rule": {"name": "peak", "patience": 4, "z": 2.0, "smooth": 5, "sustained": True},
         "budget": {
             "name": "halving",
-            "first_rung": 1,
+            "first_rung": 2,
             "reduction_factor": 4.0,
             "min_trials": 5,
-            "z": 3.0,
+            "z": 1.0,
         },
     },
     "fast": {
-        "rule": {"name": "peak", "patience": 4, "z": 2.0, "smooth": 3, "sustained": True},
+        "rule": {"name": "peak", "patience": 4, "z": 2.0, "smooth": 5, "sustained": True},
         "budget": {
             "name": "halving",
-            "first_rung": 1,
+            "first_rung": 2,
             "reduction_factor": 3.0,
-            "min_trials": 5,
-            "z": 1.0,
+            "min_trials": 3,
+            "z": 0.0,
         },
     },
 }

@@ -154,3 +154,29 @@ def test_cli_feedback_quick_prints_summary_last_and_leaves_small_banks_out(
     assert any("TPE searches of 24 trials (2 side by side) with feedback" in x for x in lines)
     assert re.fullmatch(r"summary:( [a-z0-9+-]+ \d\.\d\d/\d+\.\d{3})+", lines[-1]), lines[-1]
     assert lines[-1].startswith("summary: default ") and " none 1.00/1.000" in lines[-1]
+
+
+def _setting(fraction: float, ratio: float, spread: float) -> tuple[float, float, list]:
+    """A setting whose searches scatter by ``spread`` around (fraction, ratio)."""
+    pairs = [(fraction + d, ratio) for d in (-spread, 0.0, spread)]
+    return fraction, ratio, pairs
+
+
+@pytest.mark.parametrize(
+    ("rows", "weight", "picked"),
+    [
+        # one clear optimum: picked, though another has a better ratio
+        ([_setting(0.3, 1.05, 0.0), _setting(0.9, 1.0, 0.0)], 5.0, 0),
+        # a tie within the optimum's standard error: the better ratio wins
+        ([_setting(0.40, 1.05, 0.3), _setting(0.60, 1.02, 0.3)], 5.0, 1),
+        # the same two with no scatter: no tie, the lower score wins
+        ([_setting(0.40, 1.05, 0.0), _setting(0.60, 1.02, 0.0)], 5.0, 0),
+        # a heavy weight on quality changes the optimum itself
+        ([_setting(0.40, 1.05, 0.0), _setting(0.60, 1.02, 0.0)], 20.0, 1),
+    ],
+)
+def test_one_se_pick_breaks_ties_within_noise_towards_quality(
+    rows: list, weight: float, picked: int
+) -> None:
+    choose = load_bench("choose_default")
+    assert choose.one_se_pick(rows, weight) == picked
