@@ -110,6 +110,49 @@ def fixture_digits_sweep(
     return doc
 
 
+# --- One finished real sweep, shared by the tests that reuse its results ---------------------
+
+
+def reuse_sweep_doc() -> dict[str, Any]:
+    """The sweep behind :func:`finished_digits_sweep`: the digits sweep with a held-out test
+    split, the two-phase settings searched too (best.yaml and retrain must carry the sampled
+    ones), an attention head and augmentation on (the exported graph must carry both)."""
+    return digits_sweep(
+        "reuse",
+        data={"test_fraction": 0.2},  # held out from every trial, evaluated for final models
+        model={"head": {"attention_heads": 2}},
+        train={
+            "max_epochs": 5,
+            "head_epochs": {"low": 0, "high": 2},
+            "finetune_lr_factor": {"low": 0.1, "high": 1.0, "log": True},
+        },
+        search={
+            "dropout": {"low": 0.0, "high": 0.4},
+            "l2": {"low": 1e-6, "high": 1e-3, "log": True},
+            "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
+            "augmentation": 0.3,
+        },
+        objective={"max_gap": 1.0},
+        study={"trials": 3, "n_startup_trials": 3, "seed": 3},
+    )
+
+
+@pytest.fixture(scope="session")
+def finished_digits_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The output folder of :func:`reuse_sweep_doc` run once through ``overfit-search run``,
+    shared by tests/test_reuse.py and tests/results/test_portable_exports.py. Its users only
+    read it or add files of their own (``confirm`` writes confirm.csv and confirm_runs.csv);
+    ``export`` and ``retrain`` write outside it."""
+    from overfit_search.cli import main
+
+    root = tmp_path_factory.mktemp("finished")
+    sweep = root / "reuse.yaml"
+    sweep.write_text(yaml.safe_dump(reuse_sweep_doc()))
+    out = root / "out"
+    assert main(["run", str(sweep), "--output", str(out), "--no-progress"]) == 0
+    return out
+
+
 # --- A real PostgreSQL server (Debian's postgresql package), shared by the tests of a session ---
 
 PG_BINARIES = "/usr/lib/postgresql/*/bin"
