@@ -18,7 +18,8 @@ from overfit_search.cli import main
 from tests.conftest import digits_sweep
 from tests.models.convention_models import SIZE, dead_backbone, pretrained_backbone
 
-pytestmark = pytest.mark.slow
+# one Ray for the module's sweeps (tests/conftest.py): none of them changes the environment
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 
 
 @pytest.fixture(scope="module")
