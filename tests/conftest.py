@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -151,6 +151,33 @@ def finished_digits_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = root / "out"
     assert main(["run", str(sweep), "--output", str(out), "--no-progress"]) == 0
     return out
+
+
+# --- Tiny backbones pretrained under a known input convention (tests/models/convention_models) --
+
+
+@pytest.fixture(scope="session")
+def convention_backbone(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``convention`` (``unit``, ``tf``, ``rescaling`` or ``dead``) → the saved backbone, made on
+    first use and shared by the session (test_probe.py and test_setup_check.py both use ``tf``
+    and ``dead``): each is seeded, so a second one would be the same file, ~4.5 s later. The
+    tests only read them."""
+    root = tmp_path_factory.mktemp("conventions")
+    made: dict[str, Path] = {}
+
+    def get(convention: str) -> Path:
+        if convention not in made:
+            from tests.models.convention_models import dead_backbone, pretrained_backbone
+
+            path = root / f"{convention}.keras"
+            made[convention] = (
+                dead_backbone(path)
+                if convention == "dead"
+                else pretrained_backbone(path, convention)
+            )
+        return made[convention]
+
+    return get
 
 
 # --- One local Ray for a module's in-process sweeps ---------------------------------------
