@@ -180,7 +180,7 @@ def convention_backbone(tmp_path_factory: pytest.TempPathFactory) -> Callable[[s
     return get
 
 
-# --- One local Ray for a module's in-process sweeps ---------------------------------------
+# --- One local Ray for consecutive in-process sweeps ------------------------------------
 
 # What overfit_search.orchestration.launch.ray_init hands Ray's workers from the driver's
 # environment (its runtime_env env_vars, fixed when Ray starts): matched by prefix, so a variable
@@ -206,39 +206,49 @@ class _SharedRay:
             self.env = _worker_env()
 
     def stop(self) -> None:
-        import ray
-
         if self.env is not None:
+            import ray
+
             ray.shutdown()
             self.env = None
 
 
-@pytest.fixture(scope="module")
-def _module_ray() -> Iterator[_SharedRay]:
-    import ray
+_RAY = _SharedRay()
 
-    shared = _SharedRay()
-    # Only a Ray of our own on this machine: never beside one a test (or RAY_ADDRESS) set up.
-    if not ray.is_initialized() and not os.environ.get("RAY_ADDRESS"):
-        shared.start()
-    try:
-        yield shared
-    finally:
-        shared.stop()
+
+@pytest.fixture(autouse=True)
+def _shared_ray_only_where_asked(request: pytest.FixtureRequest) -> None:
+    """A test that does not ask for :func:`shared_ray` never runs beside it: it may start Ray
+    its own way (``ray.init`` with fake GPUs, a cluster) or change the workers' environment."""
+    if "shared_ray" not in request.fixturenames:
+        _RAY.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_ray_stopped_at_the_end() -> Iterator[None]:
+    yield
+    _RAY.stop()
 
 
 @pytest.fixture
-def shared_ray(_module_ray: _SharedRay) -> None:
-    """One local Ray (~5.5 s to start and stop on 2 cores) for all the in-process sweeps of a
-    module (``pytestmark = pytest.mark.usefixtures("shared_ray")``), started by the product's
-    own ``ray_init``; each sweep takes the already-initialized path of ``ray_init``, as sweeps
+def shared_ray(_shared_ray_only_where_asked: None) -> None:
+    """One local Ray (~5.5 s to start and stop on 2 cores) for the in-process sweeps of the
+    modules that ask for it (``pytestmark = pytest.mark.usefixtures("shared_ray")``), kept from
+    one such test to the next and stopped before any other test. Started by the product's own
+    ``ray_init``; each sweep then takes the already-initialized path of ``ray_init``, as sweeps
     run one after another in one Python process (a notebook) do. Ray's workers get the driver's
     environment only when Ray starts, so when what they would get has changed since, Ray is
     started again. Modules that use this must not change that environment inside a test body
     (after this fixture ran): the workers would not see it."""
-    if _module_ray.env is not None and _module_ray.env != _worker_env():
-        _module_ray.stop()
-        _module_ray.start()
+    import ray
+
+    if _RAY.env is not None and not ray.is_initialized():
+        _RAY.env = None  # shut down by someone else
+    if _RAY.env is not None and _RAY.env != _worker_env():
+        _RAY.stop()
+    # Only a Ray of our own on this machine: never beside one a test (or RAY_ADDRESS) set up.
+    if _RAY.env is None and not ray.is_initialized() and not os.environ.get("RAY_ADDRESS"):
+        _RAY.start()
 
 
 # --- A real PostgreSQL server (Debian's postgresql package), shared by the tests of a session ---

@@ -18,7 +18,7 @@ from overfit_search.config import sweep_from_dict
 from overfit_search.results.exports import best_sweep, trial_params
 from overfit_search.search_space import split_space
 
-# one Ray for the module's sweeps (tests/conftest.py): none of them changes the environment
+# one Ray for consecutive sweep tests (tests/conftest.py): none changes the environment
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 
 

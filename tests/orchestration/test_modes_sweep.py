@@ -18,7 +18,7 @@ from overfit_search.config import load_sweep
 from overfit_search.scoring import objective_values
 from tests.conftest import digits_sweep
 
-# one Ray for the module's sweeps (tests/conftest.py): none of them changes the environment
+# one Ray for consecutive sweep tests (tests/conftest.py): none changes the environment
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 
 

@@ -19,7 +19,7 @@ from overfit_search.cli import main
 from tests.conftest import digits_sweep
 from tests.models.convention_models import SIZE
 
-# one Ray for the module's sweeps (tests/conftest.py): none of them changes the environment
+# one Ray for consecutive sweep tests (tests/conftest.py): none changes the environment
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 
 
