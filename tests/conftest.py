@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -108,6 +108,147 @@ def fixture_digits_sweep(
     for section, values in sections.items():
         doc[section] = {**doc.get(section, {}), **values}
     return doc
+
+
+# --- One finished real sweep, shared by the tests that reuse its results ---------------------
+
+
+def reuse_sweep_doc() -> dict[str, Any]:
+    """The sweep behind :func:`finished_digits_sweep`: the digits sweep with a held-out test
+    split, the two-phase settings searched too (best.yaml and retrain must carry the sampled
+    ones), an attention head and augmentation on (the exported graph must carry both)."""
+    return digits_sweep(
+        "reuse",
+        data={"test_fraction": 0.2},  # held out from every trial, evaluated for final models
+        model={"head": {"attention_heads": 2}},
+        train={
+            "max_epochs": 5,
+            "head_epochs": {"low": 0, "high": 2},
+            "finetune_lr_factor": {"low": 0.1, "high": 1.0, "log": True},
+        },
+        search={
+            "dropout": {"low": 0.0, "high": 0.4},
+            "l2": {"low": 1e-6, "high": 1e-3, "log": True},
+            "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
+            "augmentation": 0.3,
+        },
+        objective={"max_gap": 1.0},
+        study={"trials": 3, "n_startup_trials": 3, "seed": 3},
+    )
+
+
+@pytest.fixture(scope="session")
+def finished_digits_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The output folder of :func:`reuse_sweep_doc` run once through ``overfit-search run``,
+    shared by tests/test_reuse.py and tests/results/test_portable_exports.py. Its users only
+    read it or add files of their own (``confirm`` writes confirm.csv and confirm_runs.csv);
+    ``export`` and ``retrain`` write outside it."""
+    from overfit_search.cli import main
+
+    root = tmp_path_factory.mktemp("finished")
+    sweep = root / "reuse.yaml"
+    sweep.write_text(yaml.safe_dump(reuse_sweep_doc()))
+    out = root / "out"
+    assert main(["run", str(sweep), "--output", str(out), "--no-progress"]) == 0
+    return out
+
+
+# --- Tiny backbones pretrained under a known input convention (tests/models/convention_models) --
+
+
+@pytest.fixture(scope="session")
+def convention_backbone(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``convention`` (``unit``, ``tf``, ``rescaling`` or ``dead``) → the saved backbone, made on
+    first use and shared by the session (test_probe.py and test_setup_check.py both use ``tf``
+    and ``dead``): each is seeded, so a second one would be the same file, ~4.5 s later. The
+    tests only read them."""
+    root = tmp_path_factory.mktemp("conventions")
+    made: dict[str, Path] = {}
+
+    def get(convention: str) -> Path:
+        if convention not in made:
+            from tests.models.convention_models import dead_backbone, pretrained_backbone
+
+            path = root / f"{convention}.keras"
+            made[convention] = (
+                dead_backbone(path)
+                if convention == "dead"
+                else pretrained_backbone(path, convention)
+            )
+        return made[convention]
+
+    return get
+
+
+# --- One local Ray for consecutive in-process sweeps ------------------------------------
+
+# What overfit_search.orchestration.launch.ray_init hands Ray's workers from the driver's
+# environment (its runtime_env env_vars, fixed when Ray starts): matched by prefix, so a variable
+# added there later is covered too.
+_WORKER_ENV = ("OVERFIT_SEARCH_", "KERAS_", "TFHUB_", "TF_", "XLA_", "PYTHONWARNINGS")
+
+
+def _worker_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(_WORKER_ENV)}
+
+
+@dataclass
+class _SharedRay:
+    env: dict[str, str] | None = None  # the environment Ray was started under; None: not ours
+
+    def start(self) -> None:
+        """Start Ray exactly as a sweep does (the product's own ray_init); a sweep then finds it
+        initialized and reuses it (and leaves it running) instead of starting its own."""
+        from overfit_search.config import sweep_from_dict
+        from overfit_search.orchestration.launch import ray_init
+
+        if ray_init(sweep_from_dict(tiny_sweep())):
+            self.env = _worker_env()
+
+    def stop(self) -> None:
+        if self.env is not None:
+            import ray
+
+            ray.shutdown()
+            self.env = None
+
+
+_RAY = _SharedRay()
+
+
+@pytest.fixture(autouse=True)
+def _shared_ray_only_where_asked(request: pytest.FixtureRequest) -> None:
+    """A test that does not ask for :func:`shared_ray` never runs beside it: it may start Ray
+    its own way (``ray.init`` with fake GPUs, a cluster) or change the workers' environment."""
+    if "shared_ray" not in request.fixturenames:
+        _RAY.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_ray_stopped_at_the_end() -> Iterator[None]:
+    yield
+    _RAY.stop()
+
+
+@pytest.fixture
+def shared_ray(_shared_ray_only_where_asked: None) -> None:
+    """One local Ray (~5.5 s to start and stop on 2 cores) for the in-process sweeps of the
+    modules that ask for it (``pytestmark = pytest.mark.usefixtures("shared_ray")``), kept from
+    one such test to the next and stopped before any other test. Started by the product's own
+    ``ray_init``; each sweep then takes the already-initialized path of ``ray_init``, as sweeps
+    run one after another in one Python process (a notebook) do. Ray's workers get the driver's
+    environment only when Ray starts, so when what they would get has changed since, Ray is
+    started again. Modules that use this must not change that environment inside a test body
+    (after this fixture ran): the workers would not see it."""
+    import ray
+
+    if _RAY.env is not None and not ray.is_initialized():
+        _RAY.env = None  # shut down by someone else
+    if _RAY.env is not None and _RAY.env != _worker_env():
+        _RAY.stop()
+    # Only a Ray of our own on this machine: never beside one a test (or RAY_ADDRESS) set up.
+    if _RAY.env is None and not ray.is_initialized() and not os.environ.get("RAY_ADDRESS"):
+        _RAY.start()
 
 
 # --- A real PostgreSQL server (Debian's postgresql package), shared by the tests of a session ---

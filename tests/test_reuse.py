@@ -16,7 +16,7 @@ from overfit_search import reuse
 from overfit_search.cli import main
 from overfit_search.config import load_sweep
 from overfit_search.errors import ConfigError
-from tests.conftest import digits_sweep, tiny_sweep
+from tests.conftest import tiny_sweep
 
 
 @pytest.mark.parametrize(
@@ -119,34 +119,11 @@ def test_retrain_output_is_checked_before_any_work(
 # --- the real chain: sweep → best → retrain → load and predict → export → confirm -----------
 
 
-def _sweep_doc() -> dict[str, Any]:
-    return digits_sweep(
-        "reuse",
-        data={"test_fraction": 0.2},  # held out from every trial, evaluated for final models
-        # two-phase settings searched too: best.yaml and retrain must carry the sampled ones
-        train={
-            "max_epochs": 5,
-            "head_epochs": {"low": 0, "high": 2},
-            "finetune_lr_factor": {"low": 0.1, "high": 1.0, "log": True},
-        },
-        search={
-            "dropout": {"low": 0.0, "high": 0.4},
-            "l2": {"low": 1e-6, "high": 1e-3, "log": True},
-            "learning_rate": {"low": 1e-3, "high": 1e-2, "log": True},
-        },
-        objective={"max_gap": 1.0},
-        study={"trials": 3, "n_startup_trials": 3, "seed": 3},
-    )
-
-
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("reuse")
-    sweep = root / "reuse.yaml"
-    sweep.write_text(yaml.safe_dump(_sweep_doc()))
-    out = root / "out"
-    assert main(["run", str(sweep), "--output", str(out), "--no-progress"]) == 0
-    return out
+def finished(finished_digits_sweep: Path) -> Path:
+    """The shared finished sweep (tests/conftest.py: reuse_sweep_doc): a held-out test split,
+    head_epochs and finetune_lr_factor searched, three trials of up to five epochs."""
+    return finished_digits_sweep
 
 
 def _validation(out: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:

@@ -4,6 +4,7 @@ tells a backbone whose features separate the classes from one whose features can
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,19 +23,14 @@ from overfit_search.models.probe import (
 from tests.conftest import MOBILENET_H5
 from tests.models.convention_models import (
     SIZE,
-    dead_backbone,
     features_are_constant,
-    pretrained_backbone,
 )
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Tiny backbones pretrained under each convention (cached for the module)."""
-    root = tmp_path_factory.mktemp("conventions")
-    found = {c: pretrained_backbone(root / f"{c}.keras", c) for c in ("unit", "tf", "rescaling")}
-    found["dead"] = dead_backbone(root / "dead.keras")
-    return found
+def models(convention_backbone: Callable[[str], Path]) -> dict[str, Path]:
+    """Tiny backbones pretrained under each convention (made once for the session)."""
+    return {c: convention_backbone(c) for c in ("unit", "tf", "rescaling", "dead")}
 
 
 @pytest.fixture(scope="module")

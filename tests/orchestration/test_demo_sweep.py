@@ -11,7 +11,8 @@ from optuna.trial import TrialState
 from overfit_search import run_sweep
 from overfit_search.layout import TrialAttr
 
-pytestmark = pytest.mark.slow
+# one Ray for consecutive sweep tests (tests/conftest.py): none changes the environment
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 DEMO = Path(__file__).resolve().parents[2] / "sweeps" / "demo.yaml"
 
 

@@ -16,7 +16,8 @@ from overfit_search.cli import main
 from overfit_search.config import load_sweep
 from tests.conftest import digits_sweep
 
-pytestmark = pytest.mark.slow
+# one Ray for consecutive sweep tests (tests/conftest.py): none changes the environment
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 
 
 def _sweep(tmp_path: Path) -> Path:

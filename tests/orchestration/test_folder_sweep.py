@@ -18,7 +18,8 @@ from overfit_search.config import sweep_from_dict
 from overfit_search.results.exports import best_sweep, trial_params
 from overfit_search.search_space import split_space
 
-pytestmark = pytest.mark.slow
+# one Ray for consecutive sweep tests (tests/conftest.py): none changes the environment
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 
 
 def test_folder_sweep_with_mobilenet_v2(tmp_path: Path) -> None:

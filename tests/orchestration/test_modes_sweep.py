@@ -18,7 +18,8 @@ from overfit_search.config import load_sweep
 from overfit_search.scoring import objective_values
 from tests.conftest import digits_sweep
 
-pytestmark = pytest.mark.slow
+# one Ray for consecutive sweep tests (tests/conftest.py): none changes the environment
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 
 
 def _doc(name: str, **over: dict[str, Any]) -> dict[str, Any]:

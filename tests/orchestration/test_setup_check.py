@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +17,15 @@ import yaml
 
 from overfit_search.cli import main
 from tests.conftest import digits_sweep
-from tests.models.convention_models import SIZE, dead_backbone, pretrained_backbone
+from tests.models.convention_models import SIZE
 
-pytestmark = pytest.mark.slow
+# one Ray for consecutive sweep tests (tests/conftest.py): none changes the environment
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("shared_ray")]
 
 
 @pytest.fixture(scope="module")
-def backbones(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("backbones")
-    return {
-        "tf": pretrained_backbone(root / "tf.keras", "tf"),
-        "dead": dead_backbone(root / "dead.keras"),
-    }
+def backbones(convention_backbone: Callable[[str], Path]) -> dict[str, Path]:
+    return {c: convention_backbone(c) for c in ("tf", "dead")}
 
 
 def _sweep(tmp_path: Path, backbone: Path, **sections: dict[str, Any]) -> Path:

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 
 from overfit_search.cli import main
-from tests.conftest import MOBILENET_H5, digits_sweep, fixture_digits_sweep
+from overfit_search.config import load_sweep
+from tests.conftest import MOBILENET_H5, fixture_digits_sweep
 
 pytestmark = pytest.mark.slow
 
@@ -142,13 +142,16 @@ def _cross_entropy(p: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1.0))))
 
 
-# --- the demo-style digits sweep, attention head and augmentation on, through the CLI -------
+# --- the shared digits sweep, attention head and augmentation on, through the CLI ---------
 
 
 @pytest.fixture(scope="module")
-def digits_exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A tiny real sweep (attention head, augmentation), exported in the three formats and
-    retrained once; the kept weights loaded in-process as the tool does."""
+def digits_exports(
+    finished_digits_sweep: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """A tiny real sweep (attention head, augmentation: tests/conftest.py's reuse_sweep_doc,
+    shared with tests/test_reuse.py), exported in the three formats and retrained once; the
+    kept weights loaded in-process as the tool does."""
     import keras
 
     from overfit_search import reuse
@@ -158,16 +161,9 @@ def digits_exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     if keras.config.backend() != "tensorflow":
         pytest.skip("SavedModel and TFLite need the TensorFlow backend")
     root = tmp_path_factory.mktemp("portable")
-    doc = digits_sweep(
-        "portable",
-        model={"head": {"attention_heads": 2}},
-        train={"max_epochs": 2},
-        search={"augmentation": 0.3},
-        study={"trials": 2, "n_startup_trials": 2},
-    )
-    (root / "sweep.yaml").write_text(yaml.safe_dump(doc))
-    out = root / "out"
-    assert main(["run", str(root / "sweep.yaml"), "--output", str(out), "--no-progress"]) == 0
+    out = finished_digits_sweep
+    assert load_sweep(out / "sweep.yaml").model.head.attention_heads == 2
+    assert load_sweep(out / "sweep.yaml").search.augmentation == 0.3
     models = {
         # distinct stems: the labels and metrics files are named <stem>.labels.txt, ...
         "keras": ("keras", root / "export.keras"),
