@@ -200,6 +200,16 @@ class Score:
     seconds: float
     stopped_by: dict[str, int]
 
+    @classmethod
+    def against(cls, result: ReplayResult, full: ReplayResult, stopped_by: dict[str, int]) -> Score:
+        """``result`` scored against no stopping's ``full`` replay of the same search."""
+        return cls(
+            result.epochs / full.epochs,
+            result.best_val_loss / full.best_val_loss,
+            result.seconds / full.seconds if full.seconds else math.nan,
+            stopped_by,
+        )
+
 
 def random_subsets(curves: Sequence[Curve], n: int, size: int, seed: int = 0) -> list[list[Curve]]:
     """``n`` random ``size``-configuration searches drawn from the pool (each in random order).
@@ -252,15 +262,7 @@ def subset_benchmark(
             if k < len(subset):
                 runs[f"top{k}"] = top_k(subset, k)
         for name, result in runs.items():
-            stopped_by = by_rule.get(name, {})
-            scores.setdefault(name, []).append(
-                Score(
-                    result.epochs / full.epochs,
-                    result.best_val_loss / full.best_val_loss,
-                    result.seconds / full.seconds if full.seconds else math.nan,
-                    stopped_by,
-                )
-            )
+            scores.setdefault(name, []).append(Score.against(result, full, by_rule.get(name, {})))
     return scores
 
 
@@ -305,14 +307,7 @@ def feedback_benchmark(
             if isinstance(policy, Judge):
                 for rule in policy.stopped_by.values():
                     stopped_by[rule] = stopped_by.get(rule, 0) + 1
-            scores.setdefault(name, []).append(
-                Score(
-                    result.epochs / full.epochs,
-                    result.best_val_loss / full.best_val_loss,
-                    result.seconds / full.seconds if full.seconds else math.nan,
-                    stopped_by,
-                )
-            )
+            scores.setdefault(name, []).append(Score.against(result, full, stopped_by))
     return scores
 
 
