@@ -9,7 +9,7 @@ and its gap, and the wall time. ``--setup NAME`` runs one of the selection-bank 
 so a held-out curve bank's replay can be checked live, with TPE's feedback. Run::
 
     OVERFIT_SEARCH_CACHE=... nice -n 10 python bench/live.py [--trials 24] [--out /tmp/live]
-    python bench/live.py --setup ov-59-hilr --policies default none asha
+    python bench/live.py --setup ov-59-hilr --policies default none asha [--seed 1]
 """
 
 from __future__ import annotations
@@ -45,8 +45,10 @@ def _apply(doc: dict[str, Any], overrides: dict[str, Any]) -> None:
         doc.setdefault(section, {})[key] = value
 
 
-def run(policy: str, trials: int, out: Path, setup: str | None = None) -> dict[str, Any]:
-    """One live sweep; its figures."""
+def run(
+    policy: str, trials: int, out: Path, setup: str | None = None, seed: int | None = None
+) -> dict[str, Any]:
+    """One live sweep (``study.seed: seed`` when given); its figures."""
     doc = yaml.safe_load((ROOT / "sweeps" / "demo.yaml").read_text())
     if setup is not None:
         from _record_selection import SELECTION_SETUPS
@@ -55,7 +57,10 @@ def run(policy: str, trials: int, out: Path, setup: str | None = None) -> dict[s
     pruning = {**doc.get("pruning", {}), **POLICIES[policy]}
     doc["pruning"] = {k: v for k, v in pruning.items() if v is not None}
     doc["study"]["trials"] = trials
-    doc["name"] = f"{setup or 'demo'}-{policy.replace('+', '-')}"
+    if seed is not None:
+        doc["study"]["seed"] = seed
+    suffix = "" if seed is None else f"-seed{seed}"
+    doc["name"] = f"{setup or 'demo'}-{policy.replace('+', '-')}{suffix}"
     sweep = out / f"{doc['name']}.yaml"
     sweep.write_text(yaml.safe_dump(doc, sort_keys=False))
     started = time.monotonic()
@@ -83,9 +88,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/overfit-search-live"))
     parser.add_argument("--policies", nargs="*", default=list(POLICIES))
     parser.add_argument("--setup", default=None, help="a bench/_record_selection.py setup")
+    parser.add_argument("--seed", type=int, default=None, help="study.seed (the sampler's)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = [run(p, args.trials, args.out, args.setup) for p in args.policies]
+    rows = [run(p, args.trials, args.out, args.setup, args.seed) for p in args.policies]
     print("| " + " | ".join(rows[0]) + " |")
     print("|" + "---|" * len(rows[0]))
     for row in rows:
