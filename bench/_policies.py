@@ -4,7 +4,8 @@ A *policy* sees a trial's epochs one by one, as a Ray stopper/scheduler or an Op
 would, and says when to stop it. The replay feeds recorded learning curves through a policy in a
 fixed trial order, epoch by epoch (``concurrency`` trials at a time, their epochs interleaved
 round-robin), so every policy sees the same configurations in the same order and only the
-stopping differs. No training happens here.
+stopping differs; or, given a :class:`Feed` (``bench/_feedback.py``), in the order a sampler
+proposes them after hearing each earlier outcome. No training happens here.
 
 Policies:
 
