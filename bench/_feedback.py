@@ -117,7 +117,8 @@ class SamplerFeed:
             self._best[curve.key] = min(self._best[curve.key], val_loss)
 
     def done(self, curve: Curve, epochs: int, pruned: bool) -> None:
-        """Tell the trial as the product does: PRUNED or COMPLETE at its best val loss so far."""
+        """Tell the trial as the product does: COMPLETE at its best val loss, or PRUNED with its
+        reported epochs (TPE ranks a PRUNED trial by its last reported epoch, not its value)."""
         from optuna.trial import TrialState
 
         trial = self._running.pop(curve.key)
