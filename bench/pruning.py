@@ -41,6 +41,7 @@ import platform
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ from _policies import (  # noqa: E402
     Curve,
     Judge,
     NoStopping,
+    Policy,
     PolicyFactory,
     ReplayResult,
     default_policies,
@@ -225,6 +227,13 @@ def random_subsets(curves: Sequence[Curve], n: int, size: int, seed: int = 0) ->
     return out
 
 
+def _stops_per_rule(policy: Policy) -> dict[str, int]:
+    """Trials stopped per part of the project's judge that stopped them (empty for a peer)."""
+    if not isinstance(policy, Judge):
+        return {}
+    return dict(Counter(policy.stopped_by.values()))
+
+
 def subset_benchmark(
     curves: Sequence[Curve],
     n_subsets: int,
@@ -250,10 +259,7 @@ def subset_benchmark(
         for name, factory in policies.items():
             policy = factory(i, max_epochs)
             runs[name] = replay(subset, policy)
-            if isinstance(policy, Judge):  # which part of the policy stopped each trial
-                counts = by_rule.setdefault(name, {})
-                for rule in policy.stopped_by.values():
-                    counts[rule] = counts.get(rule, 0) + 1
+            by_rule[name] = _stops_per_rule(policy)
         if "default" in policies and "gl" in runs:  # the default given GL's own epoch spend
             runs["default-at-gl"] = replay(
                 subset, policies["default"](i, max_epochs), budget=runs["gl"].epochs
@@ -303,11 +309,7 @@ def feedback_benchmark(
         for name, factory in policies.items():
             policy = factory(seed, max_epochs)
             result = replay(SamplerFeed(curves, trials, seed), policy, concurrency)
-            stopped_by: dict[str, int] = {}
-            if isinstance(policy, Judge):
-                for rule in policy.stopped_by.values():
-                    stopped_by[rule] = stopped_by.get(rule, 0) + 1
-            scores.setdefault(name, []).append(Score.against(result, full, stopped_by))
+            scores.setdefault(name, []).append(Score.against(result, full, _stops_per_rule(policy)))
     return scores
 
 
