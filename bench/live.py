@@ -15,8 +15,12 @@ so a held-out curve bank's replay can be checked live, with TPE's feedback. Run:
 from __future__ import annotations
 
 import argparse
+import math
+import re
+import statistics
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,19 @@ POLICIES: dict[str, dict[str, Any]] = {
     "none": {"preset": None, "rule": {"name": "none"}},
     "asha": {"preset": None, "rule": {"name": "none"}, "scheduler": ASHA},
     "gl+asha": {"preset": None, "rule": {"name": "gl", "alpha": 5.0}, "scheduler": ASHA},
+    "safe": {"preset": "safe"},
+    "fast": {"preset": "fast"},
+    # round 6's candidate between balanced and fast: balanced with ASHA's rungs (2, 6, 18)
+    "rf3": {
+        "preset": "balanced",
+        "budget": {
+            "name": "halving",
+            "first_rung": 2,
+            "reduction_factor": 3.0,
+            "min_trials": 5,
+            "z": 0.5,
+        },
+    },
 }
 
 
@@ -81,22 +98,219 @@ def run(
     }
 
 
+def parse_name(name: str, setups: Iterable[str]) -> tuple[str, str, int | None]:
+    """``(setup, policy, seed)`` from a sweep name :func:`run` wrote (``demo`` for no setup).
+
+    Raises:
+        ValueError: A name :func:`run` does not write.
+    """
+    seed: int | None = None
+    match = re.fullmatch(r"(.+)-seed(\d+)", name)
+    if match:
+        name, seed = match.group(1), int(match.group(2))
+    for setup in sorted({*setups, "demo"}, key=len, reverse=True):
+        if name.startswith(setup + "-"):
+            return setup, name[len(setup) + 1 :], seed
+    raise ValueError(f"{name!r} is not a live sweep name (SETUP-POLICY[-seedN])")
+
+
+def collect(roots: Sequence[Path], setups: Iterable[str]) -> pd.DataFrame:
+    """One row per live sweep found under ``roots`` (``NAME.yaml`` beside ``NAME/trials.csv``):
+    setup, seed, policy, epochs run, their fraction of trials x max_epochs, and the best val
+    loss of a COMPLETE or PRUNED trial."""
+    rows = []
+    for root in roots:
+        for table_path in sorted(root.glob("*/trials.csv")):
+            sweep = table_path.parent.with_suffix(".yaml")
+            if not sweep.is_file():
+                continue
+            try:
+                setup, policy, _ = parse_name(table_path.parent.name, setups)
+            except ValueError as err:
+                print(f"skipped {table_path.parent}: {err}", file=sys.stderr)
+                continue
+            doc = yaml.safe_load(sweep.read_text())
+            table = pd.read_csv(table_path)
+            done = table[table.state.isin(["COMPLETE", "PRUNED"])]
+            epochs = float(table.epochs_run.fillna(0).sum())
+            rows.append(
+                {
+                    "setup": setup,
+                    "seed": int(doc["study"]["seed"]),
+                    "policy": policy,
+                    "epochs": int(epochs),
+                    "fraction": epochs / (doc["study"]["trials"] * doc["train"]["max_epochs"]),
+                    "best_val_loss": float(done.best_val_loss.min()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def summarize(sweeps: pd.DataFrame, reference: str = "none") -> pd.DataFrame:
+    """Each policy's sweeps against the ``reference`` sweep of the same setup and seed.
+
+    Args:
+        sweeps: :func:`collect`'s rows.
+        reference: The policy every ratio divides by (no stopping).
+
+    Returns:
+        One row per policy (reference excluded): sweeps compared, mean epoch fraction, mean
+        best val loss ratio, the fraction of sweeps within 1 % of the reference's best, and the
+        worst ratio; sorted by mean fraction. Sweeps with no reference sweep are left out.
+    """
+    records = sweeps.to_dict("records")
+    ref = {(r["setup"], r["seed"]): r["best_val_loss"] for r in records if r["policy"] == reference}
+    rows: list[dict[str, Any]] = []
+    for policy in sorted({r["policy"] for r in records} - {reference}):
+        pairs = [
+            (r["fraction"], r["best_val_loss"] / ref[(r["setup"], r["seed"])])
+            for r in records
+            if r["policy"] == policy and (r["setup"], r["seed"]) in ref
+        ]
+        if not pairs:
+            continue
+        fractions, ratios = zip(*pairs, strict=True)
+        rows.append(
+            {
+                "policy": policy,
+                "sweeps": len(pairs),
+                "fraction": statistics.fmean(fractions),
+                "ratio": statistics.fmean(ratios),
+                "within_1pct": sum(r <= 1.01 for r in ratios) / len(ratios),
+                "worst_ratio": max(ratios),
+            }
+        )
+    return pd.DataFrame(rows).sort_values("fraction").reset_index(drop=True)
+
+
+def paired(sweeps: pd.DataFrame, incumbent: str, weight: float = 5.0) -> pd.DataFrame:
+    """Each policy's score against the ``incumbent``'s on the same setup and seed.
+
+    A sweep's score is its epoch fraction + ``weight`` x (its best val loss ratio to no
+    stopping - 1): lower is better; 5 is ``balanced``'s weight (overfit_search/pruning/
+    presets.py). Paired, because two sweeps of one setup and sampler seed share their start-up
+    trials and their reference.
+
+    Returns:
+        One row per other policy with a paired sweep: pairs, the mean score difference
+        (policy - incumbent; negative: the policy is better) and its standard error.
+    """
+    records = sweeps.to_dict("records")
+    ref = {(r["setup"], r["seed"]): r["best_val_loss"] for r in records if r["policy"] == "none"}
+    score = {
+        (r["setup"], r["seed"], r["policy"]): r["fraction"]
+        + weight * (r["best_val_loss"] / ref[(r["setup"], r["seed"])] - 1.0)
+        for r in records
+        if (r["setup"], r["seed"]) in ref
+    }
+    rows = []
+    for policy in sorted({p for _, _, p in score} - {incumbent, "none"}):
+        diffs = [
+            value - score[(setup, seed, incumbent)]
+            for (setup, seed, p), value in score.items()
+            if p == policy and (setup, seed, incumbent) in score
+        ]
+        if diffs:
+            se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else math.nan
+            rows.append(
+                {"policy": policy, "pairs": len(diffs), "diff": statistics.fmean(diffs), "se": se}
+            )
+    return pd.DataFrame(rows)
+
+
+def plot_live(sweeps: pd.DataFrame, path: Path, reference: str = "none") -> Path:
+    """One panel per setup and one pooled: each sweep a dot, each policy's mean a star.
+
+    Returns:
+        ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = sweeps.to_dict("records")
+    ref = {(r["setup"], r["seed"]): r["best_val_loss"] for r in records if r["policy"] == reference}
+    points = [
+        (r["setup"], r["policy"], r["fraction"], r["best_val_loss"] / ref[(r["setup"], r["seed"])])
+        for r in records
+        if r["policy"] != reference and (r["setup"], r["seed"]) in ref
+    ]
+    panels = [*sorted({p[0] for p in points}), "pooled"]
+    policies = sorted({p[1] for p in points})
+    colors = {name: f"C{i}" for i, name in enumerate(policies)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        for name in policies:
+            mine = [p for p in points if p[1] == name and panel in (p[0], "pooled")]
+            if not mine:
+                continue
+            xs, ys = [p[2] for p in mine], [p[3] for p in mine]
+            ax.scatter(xs, ys, s=14, color=colors[name], alpha=0.5)
+            x, y = statistics.fmean(xs), statistics.fmean(ys)
+            ax.scatter(x, y, s=130, marker="*", color=colors[name], edgecolor="k", lw=0.5)
+            ax.annotate(name, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.axhline(1.01, color="grey", lw=0.5, ls="--")
+        ax.axvline(0.35, color="grey", lw=0.5, ls="--")
+        ax.set_title(f"{panel} (live, dots: one sweep each)", fontsize=9)
+        ax.set_xlabel("epochs / no stopping")
+        ax.set_ylabel("best val_loss / no stopping's")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _markdown(rows: list[dict[str, Any]]) -> None:
+    print("| " + " | ".join(rows[0]) + " |")
+    print("|" + "---|" * len(rows[0]))
+    for row in rows:
+        cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()]
+        print("| " + " | ".join(cells) + " |")
+
+
 def main() -> None:
-    """Run every policy and print a markdown table."""
+    """Run every policy and print a markdown table (``--summarize``: pool earlier runs)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--out", type=Path, default=Path("/tmp/overfit-search-live"))
     parser.add_argument("--policies", nargs="*", default=list(POLICIES))
     parser.add_argument("--setup", default=None, help="a bench/_record_selection.py setup")
     parser.add_argument("--seed", type=int, default=None, help="study.seed (the sampler's)")
+    parser.add_argument(
+        "--summarize",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run nothing: pool the sweeps earlier --out folders hold, against 'none'",
+    )
+    parser.add_argument("--incumbent", default=None, help="with --summarize: paired scores")
+    parser.add_argument("--plot", type=Path, default=None, help="with --summarize: a PNG")
     args = parser.parse_args()
+    if args.summarize:
+        from _record_selection import SELECTION_SETUPS
+
+        sweeps = collect(args.summarize, SELECTION_SETUPS)
+        for (setup, seed), group in sweeps.groupby(["setup", "seed"], dropna=False):
+            cells = ", ".join(
+                f"{r.policy} {r.fraction:.2f}/{r.best_val_loss:.4f}" for r in group.itertuples()
+            )
+            print(f"{setup} seed {seed}: {cells}")
+        _markdown([{str(k): v for k, v in r.items()} for r in summarize(sweeps).to_dict("records")])
+        if args.incumbent:
+            print(f"score (fraction + 5 x (ratio - 1)) against {args.incumbent}, paired:")
+            _markdown(
+                [
+                    {str(k): v for k, v in r.items()}
+                    for r in paired(sweeps, args.incumbent).to_dict("records")
+                ]
+            )
+        if args.plot:
+            print(f"wrote {plot_live(sweeps, args.plot)}")
+        return
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = [run(p, args.trials, args.out, args.setup, args.seed) for p in args.policies]
-    print("| " + " | ".join(rows[0]) + " |")
-    print("|" + "---|" * len(rows[0]))
-    for row in rows:
-        cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()]
-        print("| " + " | ".join(cells) + " |")
+    _markdown([run(p, args.trials, args.out, args.setup, args.seed) for p in args.policies])
 
 
 if __name__ == "__main__":
