@@ -2,14 +2,20 @@
 
 Runs ``sweeps/demo.yaml`` through the real CLI (Ray Tune + Optuna TPE + Keras) once per policy
 (``default``: the demo as shipped, ``pruning.preset: balanced``; ``gl``: the GL rule of the
-first demo; ``none``: no stopping; ``asha``: Ray's ASHA with no overfit rule; ``gl+asha``: both)
-and prints, per policy, the epochs run as a fraction of trials x max_epochs, the best val_loss
-and its gap, and the wall time. ``--setup NAME`` runs one of the selection-bank setups instead
-(``bench/_record_selection.py``: the demo with that setup's data, train and search overrides),
-so a held-out curve bank's replay can be checked live, with TPE's feedback. Run::
+first demo; ``none``: no stopping; ``asha``: Ray's ASHA with no overfit rule; ``gl+asha``: both;
+``median``: Optuna's MedianPruner settings on the judge's median rule; ``safe``, ``fast``: the
+other presets; ``rf3``: round 6's factor-3 ``balanced``) and prints, per policy, the epochs run
+as a fraction of trials x max_epochs, the best val_loss and its gap, and the wall time.
+``--setup NAME`` runs one of the selection-bank setups instead (``bench/_record_selection.py``:
+the demo with that setup's data, train and search overrides), so a held-out curve bank's replay
+can be checked live, with TPE's feedback. Run::
 
     OVERFIT_SEARCH_CACHE=... nice -n 10 python bench/live.py [--trials 24] [--out /tmp/live]
     python bench/live.py --setup ov-59-hilr --policies default none asha [--seed 1]
+    python bench/live.py --summarize /tmp/live-a /tmp/live-b [--incumbent default] [--plot F.png]
+
+``--summarize`` runs nothing: it pools the sweeps earlier ``--out`` folders hold, each against
+the ``none`` sweep of the same setup and sampler seed (bench/RESULTS.md, issue 18 round 6).
 """
 
 from __future__ import annotations
@@ -39,6 +45,13 @@ POLICIES: dict[str, dict[str, Any]] = {
     "none": {"preset": None, "rule": {"name": "none"}},
     "asha": {"preset": None, "rule": {"name": "none"}, "scheduler": ASHA},
     "gl+asha": {"preset": None, "rule": {"name": "gl", "alpha": 5.0}, "scheduler": ASHA},
+    # Optuna's MedianPruner as the project's judge runs it: from epoch 2, once 5 trials reached
+    # the epoch, a trial whose best so far is above their median stops; no overfitting rule
+    "median": {
+        "preset": None,
+        "rule": {"name": "none"},
+        "budget": {"name": "median", "grace": 2, "min_trials": 5, "z": 0.0},
+    },
     "safe": {"preset": "safe"},
     "fast": {"preset": "fast"},
     # round 6's candidate between balanced and fast: balanced with ASHA's rungs (2, 6, 18)
@@ -239,8 +252,12 @@ def plot_live(sweeps: pd.DataFrame, path: Path, reference: str = "none") -> Path
     panels = [*sorted({p[0] for p in points}), "pooled"]
     policies = sorted({p[1] for p in points})
     colors = {name: f"C{i}" for i, name in enumerate(policies)}
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
-    for ax, panel in zip(axes[0], panels, strict=True):
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, panel in zip(axes.flat, panels, strict=False):
         for name in policies:
             mine = [p for p in points if p[1] == name and panel in (p[0], "pooled")]
             if not mine:
