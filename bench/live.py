@@ -241,6 +241,7 @@ def plot_live(sweeps: pd.DataFrame, path: Path, reference: str = "none") -> Path
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from pruning import frame_frontier, save_figure
 
     records = sweeps.to_dict("records")
     ref = {(r["setup"], r["seed"]): r["best_val_loss"] for r in records if r["policy"] == reference}
@@ -267,15 +268,8 @@ def plot_live(sweeps: pd.DataFrame, path: Path, reference: str = "none") -> Path
             x, y = statistics.fmean(xs), statistics.fmean(ys)
             ax.scatter(x, y, s=130, marker="*", color=colors[name], edgecolor="k", lw=0.5)
             ax.annotate(name, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
-        ax.axhline(1.01, color="grey", lw=0.5, ls="--")
-        ax.axvline(0.35, color="grey", lw=0.5, ls="--")
-        ax.set_title(f"{panel} (live, dots: one sweep each)", fontsize=9)
-        ax.set_xlabel("epochs / no stopping")
-        ax.set_ylabel("best val_loss / no stopping's")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        frame_frontier(ax, f"{panel} (live, dots: one sweep each)")
+    return save_figure(fig, path)
 
 
 def _markdown(rows: list[dict[str, Any]]) -> None:

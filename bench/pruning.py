@@ -45,6 +45,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -385,11 +386,23 @@ def plot_frontier(per_setup: dict[str, dict[str, list[Score]]], path: Path) -> P
                 color="tab:red" if mine else "tab:blue",
             )
             ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        ax.axhline(1.01, color="grey", lw=0.5, ls="--")
-        ax.axvline(0.35, color="grey", lw=0.5, ls="--")
-        ax.set_title(label, fontsize=9)
-        ax.set_xlabel("epochs / no stopping")
-        ax.set_ylabel("best val_loss / no stopping's")
+        frame_frontier(ax, label)
+    return save_figure(fig, path)
+
+
+def frame_frontier(ax: Any, title: str) -> None:
+    """Title, axis labels and issue 18's target lines (0.35 of the epochs, ratio 1.01)."""
+    ax.axhline(1.01, color="grey", lw=0.5, ls="--")
+    ax.axvline(0.35, color="grey", lw=0.5, ls="--")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("epochs / no stopping")
+    ax.set_ylabel("best val_loss / no stopping's")
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write ``fig`` as a PNG at ``path``, close it, return ``path``."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
