@@ -130,8 +130,13 @@ def parse_name(name: str, setups: Iterable[str]) -> tuple[str, str, int | None]:
 def collect(roots: Sequence[Path], setups: Iterable[str]) -> pd.DataFrame:
     """One row per live sweep found under ``roots`` (``NAME.yaml`` beside ``NAME/trials.csv``):
     setup, seed, policy, epochs run, their fraction of trials x max_epochs, and the best val
-    loss of a COMPLETE or PRUNED trial."""
-    rows = []
+    loss of a COMPLETE or PRUNED trial.
+
+    Raises:
+        ValueError: Two sweeps of one setup, sampler seed and policy (pass one round's folders).
+    """
+    rows: list[dict[str, Any]] = []
+    seen: dict[tuple[str, int, str], Path] = {}
     for root in roots:
         for table_path in sorted(root.glob("*/trials.csv")):
             sweep = table_path.parent.with_suffix(".yaml")
@@ -143,13 +148,20 @@ def collect(roots: Sequence[Path], setups: Iterable[str]) -> pd.DataFrame:
                 print(f"skipped {table_path.parent}: {err}", file=sys.stderr)
                 continue
             doc = yaml.safe_load(sweep.read_text())
+            key = (setup, int(doc["study"]["seed"]), policy)
+            if key in seen:
+                raise ValueError(
+                    f"two sweeps of {setup}, seed {key[1]}, policy {policy}: {seen[key]} and "
+                    f"{table_path.parent}"
+                )
+            seen[key] = table_path.parent
             table = pd.read_csv(table_path)
             done = table[table.state.isin(["COMPLETE", "PRUNED"])]
             epochs = float(table.epochs_run.fillna(0).sum())
             rows.append(
                 {
                     "setup": setup,
-                    "seed": int(doc["study"]["seed"]),
+                    "seed": key[1],
                     "policy": policy,
                     "epochs": int(epochs),
                     "fraction": epochs / (doc["study"]["trials"] * doc["train"]["max_epochs"]),
@@ -157,6 +169,13 @@ def collect(roots: Sequence[Path], setups: Iterable[str]) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _references(records: list[dict[str, Any]], reference: str) -> dict[tuple[str, int], float]:
+    """(setup, seed) -> the ``reference`` policy's best val loss."""
+    return {
+        (r["setup"], r["seed"]): r["best_val_loss"] for r in records if r["policy"] == reference
+    }
 
 
 def summarize(sweeps: pd.DataFrame, reference: str = "none") -> pd.DataFrame:
@@ -172,7 +191,7 @@ def summarize(sweeps: pd.DataFrame, reference: str = "none") -> pd.DataFrame:
         worst ratio; sorted by mean fraction. Sweeps with no reference sweep are left out.
     """
     records = sweeps.to_dict("records")
-    ref = {(r["setup"], r["seed"]): r["best_val_loss"] for r in records if r["policy"] == reference}
+    ref = _references(records, reference)
     rows: list[dict[str, Any]] = []
     for policy in sorted({r["policy"] for r in records} - {reference}):
         pairs = [
@@ -196,7 +215,9 @@ def summarize(sweeps: pd.DataFrame, reference: str = "none") -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("fraction").reset_index(drop=True)
 
 
-def paired(sweeps: pd.DataFrame, incumbent: str, weight: float = 5.0) -> pd.DataFrame:
+def paired(
+    sweeps: pd.DataFrame, incumbent: str, weight: float = 5.0, reference: str = "none"
+) -> pd.DataFrame:
     """Each policy's score against the ``incumbent``'s on the same setup and seed.
 
     A sweep's score is its epoch fraction + ``weight`` x (its best val loss ratio to no
@@ -209,7 +230,7 @@ def paired(sweeps: pd.DataFrame, incumbent: str, weight: float = 5.0) -> pd.Data
         (policy - incumbent; negative: the policy is better) and its standard error.
     """
     records = sweeps.to_dict("records")
-    ref = {(r["setup"], r["seed"]): r["best_val_loss"] for r in records if r["policy"] == "none"}
+    ref = _references(records, reference)
     score = {
         (r["setup"], r["seed"], r["policy"]): r["fraction"]
         + weight * (r["best_val_loss"] / ref[(r["setup"], r["seed"])] - 1.0)
@@ -217,7 +238,7 @@ def paired(sweeps: pd.DataFrame, incumbent: str, weight: float = 5.0) -> pd.Data
         if (r["setup"], r["seed"]) in ref
     }
     rows = []
-    for policy in sorted({p for _, _, p in score} - {incumbent, "none"}):
+    for policy in sorted({p for _, _, p in score} - {incumbent, reference}):
         diffs = [
             value - score[(setup, seed, incumbent)]
             for (setup, seed, p), value in score.items()
@@ -244,7 +265,7 @@ def plot_live(sweeps: pd.DataFrame, path: Path, reference: str = "none") -> Path
     from pruning import frame_frontier, save_figure
 
     records = sweeps.to_dict("records")
-    ref = {(r["setup"], r["seed"]): r["best_val_loss"] for r in records if r["policy"] == reference}
+    ref = _references(records, reference)
     points = [
         (r["setup"], r["policy"], r["fraction"], r["best_val_loss"] / ref[(r["setup"], r["seed"])])
         for r in records

@@ -88,3 +88,11 @@ def test_paired_scores_are_differences_on_the_same_setup_and_seed(tmp_path: Path
     assert row["se"] == pytest.approx(0.25)
     png = live.plot_live(sweeps, tmp_path / "live.png")
     assert png.stat().st_size > 1000
+
+
+def test_collect_refuses_two_sweeps_of_one_setup_seed_and_policy(tmp_path: Path) -> None:
+    for root in ("a", "b"):
+        (tmp_path / root).mkdir()
+        _sweep(tmp_path / root, "ov-59", "none", 0, [10], 1.0)
+    with pytest.raises(ValueError, match="two sweeps of ov-59, seed 0, policy none"):
+        live.collect([tmp_path / "a", tmp_path / "b"], SETUPS)
