@@ -97,18 +97,26 @@ def run(
     rc = cli(["run", str(sweep), "--output", str(out / doc["name"]), "--no-progress"])
     seconds = time.monotonic() - started
     table = pd.read_csv(out / doc["name"] / "trials.csv")
-    done = table[table.state.isin(["COMPLETE", "PRUNED"])]
-    best = done.loc[done.best_val_loss.idxmin()]
+    epochs, fraction, best = _spend_and_best(table, doc)
     return {
         "policy": policy,
         "rc": rc,
-        "epochs": int(table.epochs_run.fillna(0).sum()),
-        "fraction": table.epochs_run.fillna(0).sum() / (trials * doc["train"]["max_epochs"]),
+        "epochs": epochs,
+        "fraction": fraction,
         "best_val_loss": float(best.best_val_loss),
         "gap_at_best": float(best.gap),
         "chosen_val_loss": float(table.loc[table.value.idxmin()].best_val_loss),
         "seconds": round(seconds),
     }
+
+
+def _spend_and_best(table: pd.DataFrame, doc: dict[str, Any]) -> tuple[int, float, Any]:
+    """A sweep's epochs run, their fraction of trials x max_epochs, and the trials.csv row of
+    its best COMPLETE or PRUNED trial (by best val loss)."""
+    epochs = float(table.epochs_run.fillna(0).sum())
+    fraction = epochs / (doc["study"]["trials"] * doc["train"]["max_epochs"])
+    done = table[table.state.isin(["COMPLETE", "PRUNED"])]
+    return int(epochs), fraction, done.loc[done.best_val_loss.idxmin()]
 
 
 def parse_name(name: str, setups: Iterable[str]) -> tuple[str, str, int | None]:
@@ -155,17 +163,15 @@ def collect(roots: Sequence[Path], setups: Iterable[str]) -> pd.DataFrame:
                     f"{table_path.parent}"
                 )
             seen[key] = table_path.parent
-            table = pd.read_csv(table_path)
-            done = table[table.state.isin(["COMPLETE", "PRUNED"])]
-            epochs = float(table.epochs_run.fillna(0).sum())
+            epochs, fraction, best = _spend_and_best(pd.read_csv(table_path), doc)
             rows.append(
                 {
                     "setup": setup,
                     "seed": key[1],
                     "policy": policy,
-                    "epochs": int(epochs),
-                    "fraction": epochs / (doc["study"]["trials"] * doc["train"]["max_epochs"]),
-                    "best_val_loss": float(done.best_val_loss.min()),
+                    "epochs": epochs,
+                    "fraction": fraction,
+                    "best_val_loss": float(best.best_val_loss),
                 }
             )
     return pd.DataFrame(rows)
