@@ -41,6 +41,8 @@ class Curve:
         train_eval_loss: Clean training loss per epoch, same length.
         seconds: Wall seconds per epoch as recorded (the first includes the trial's graph
             building), or empty when the file has none.
+        test_loss: Clean loss per epoch on a test split no trial is scored on (the selection
+            banks), or empty when the file has none.
     """
 
     key: str
@@ -48,6 +50,7 @@ class Curve:
     val_loss: tuple[float, ...]
     train_eval_loss: tuple[float, ...]
     seconds: tuple[float, ...] = ()
+    test_loss: tuple[float, ...] = ()
 
     @property
     def epochs(self) -> int:
@@ -516,6 +519,7 @@ def top_k(curves: Sequence[Curve], k: int) -> ReplayResult:
                 result.best_gap = val - curve.train_eval_loss[epoch]
                 result.best_epoch = epoch + 1
                 result.best_key = curve.key
+                result.best_test_loss = curve.test_loss[epoch] if curve.test_loss else math.nan
     return result
 
 
@@ -566,6 +570,8 @@ class ReplayResult:
         best_gap: ``val_loss - train_eval_loss`` of that trial at that epoch.
         best_epoch: That epoch (from 1).
         best_key: That trial's configuration key.
+        best_test_loss: The test loss of that trial at that epoch: the loss, on images no
+            trial is scored on, of the model the product exports (NaN when the bank has none).
         feasible_val_loss: Lowest val loss seen at an epoch whose gap is <= ``max_gap``.
         epochs_run: Epochs run per trial key.
         seconds: Recorded wall seconds of the epochs run (NaN when a curve has none).
@@ -581,6 +587,7 @@ class ReplayResult:
     best_gap: float = math.nan
     best_epoch: int = 0
     best_key: str = ""
+    best_test_loss: float = math.nan
     feasible_val_loss: float = math.inf
     epochs_run: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -700,6 +707,7 @@ def replay(
                 result.best_gap = val - train
                 result.best_epoch = epoch
                 result.best_key = curve.key
+                result.best_test_loss = curve.test_loss[done] if curve.test_loss else math.nan
             if math.isfinite(val) and val - train <= max_gap:
                 result.feasible_val_loss = min(result.feasible_val_loss, val)
             feed.epoch(curve, epoch, val)

@@ -72,6 +72,10 @@ rates up to 3e-2 (another sample seed) had best epochs 22 and 18 of 30, and ever
 above 0.015 sat at chance for all 30 epochs, so the range stops at 1.2e-2. Measured on the
 banks: the median best epoch is still 22-24 of 25-30 (bench/RESULTS.md, issue 18 round 3)."""
 
+MOBILENET_32 = "mobilenetv2-fixture@32"
+"""A ``model.backbone`` placeholder: the fixture's MobileNetV2 rebuilt at 32 px
+(``_record.rebuild_mobilenet``), resolved when a bank is recorded."""
+
 SELECTION_SETUPS: dict[str, dict[str, Any]] = {
     # Overrides of sweeps/demo.yaml (the builtin digits CNN pretrained on digits 0-4; 25-75 % of
     # it frozen from the input side, the rest fine-tuned). Few training images per class and
@@ -176,6 +180,23 @@ SELECTION_SETUPS: dict[str, dict[str, Any]] = {
         "train.batch_size": 4,
         "train.max_epochs": 32,
     },
+    # Round 7 (2026-11-29): the pretrained MobileNetV2 of ../shared/fixtures (Stanford Dogs,
+    # rebuilt at 32 px: MOBILENET_32) with its top layers fine-tuned on 10 digits per class,
+    # 1,000+ validation images; a held-out bank for the stopping default.
+    "mn2-all10": {
+        "train.max_epochs": 24,
+        "model.backbone": MOBILENET_32,
+        "data.digits_classes": list(range(10)),
+        "data.train_per_class": 10,
+        "data.validation_fraction": 0.6,
+        "data.seed": 40,
+        "train.batch_size": 4,
+        "search.dropout": {"low": 0.0, "high": 0.5},
+        "search.l2": {"low": 1.0e-6, "high": 1.0e-3, "log": True},
+        "search.learning_rate": {"low": 2.0e-5, "high": 1.0e-3, "log": True},
+        "search.frozen_fraction": {"low": 0.6, "high": 0.95},
+        "search.augmentation": {"low": 0.0, "high": 0.2},
+    },
 }
 """Selection setups (``--setup NAME``): overrides of ``sweeps/demo.yaml``."""
 
@@ -238,6 +259,10 @@ def record_selection(
     overrides = {"train.keep_best_weights": 0, **SELECTION_SETUPS[setup]}
     if epochs is not None:
         overrides["train.max_epochs"] = epochs
+    if overrides.get("model.backbone") == MOBILENET_32:
+        from _record import rebuild_mobilenet
+
+        overrides["model.backbone"] = f"file:{rebuild_mobilenet(32)}"
     demo = HERE.parent / "sweeps" / "demo.yaml"
     sweep = load_sweep(demo, overrides)
     max_epochs = sweep.train.max_epochs

@@ -105,6 +105,9 @@ def load_curves(path: Path) -> list[Curve]:
                 tuple(float(r["epoch_seconds"]) for r in group)
                 if all(r.get("epoch_seconds") not in (None, "") for r in group)
                 else (),
+                tuple(float(r["test_loss"]) for r in group)
+                if all(r.get("test_loss") not in (None, "") for r in group)
+                else (),
             )
         )
     return curves
@@ -196,12 +199,17 @@ class Score:
         ratio: Best val loss found / the best of the subset without stopping.
         seconds: Recorded wall seconds run / without stopping (first epochs' compile included).
         stopped_by: Trials stopped, per rule that stopped them (the project's judge only).
+        test_ratio: Test loss of the trial and epoch the product would export (the lowest
+            val loss found) / the same for no stopping: what stopping cost the model a user
+            gets, without the winner's curse of the best val loss (NaN when the bank has no
+            test split).
     """
 
     fraction: float
     ratio: float
     seconds: float
     stopped_by: dict[str, int]
+    test_ratio: float = math.nan
 
     @classmethod
     def against(cls, result: ReplayResult, full: ReplayResult, stopped_by: dict[str, int]) -> Score:
@@ -211,6 +219,7 @@ class Score:
             result.best_val_loss / full.best_val_loss,
             result.seconds / full.seconds if full.seconds else math.nan,
             stopped_by,
+            result.best_test_loss / full.best_test_loss,
         )
 
 
@@ -314,8 +323,104 @@ def feedback_benchmark(
     return scores
 
 
+@dataclass(frozen=True)
+class Predictability:
+    """How well a pool's early ranking foretells which configuration wins a search.
+
+    Attributes:
+        epoch: The epoch the trials are ranked at (on their best val loss so far).
+        rho: Spearman rank correlation over the pool between the best so far at ``epoch`` and
+            the best over all epochs.
+        winner_top_quarter: Share of searches whose winner is in the top quarter at ``epoch``
+            (what a halving rule with ``reduction_factor`` 4 and no tolerance keeps).
+        keep_needed: The share of a search a rank rule must keep at ``epoch`` (ranked by best
+            so far) to keep a configuration within 1 % of the search's best in 90 % of searches.
+        one_rung: ``epoch / T + (1 - epoch / T) * keep_needed``: the epoch fraction spent by a
+            rule with one rung, at ``epoch``, that keeps ``keep_needed`` (T: the pool's epochs).
+    """
+
+    epoch: int
+    rho: float
+    winner_top_quarter: float
+    keep_needed: float
+    one_rung: float
+
+
+def _ranks(values: Sequence[float]) -> np.ndarray:
+    return np.argsort(np.argsort(np.asarray(values, dtype=float))).astype(float)
+
+
+def predictability(
+    curves: Sequence[Curve], n_searches: int = 500, size: int = 24, seed: int = 0
+) -> list[Predictability]:
+    """Early ranks against final winners, per epoch, on random ``size``-configuration searches.
+
+    A rank-based stopping rule (halving, median, ASHA) can only save epochs while it keeps the
+    eventual winner, or a configuration within 1 % of it; this measures, on a recorded pool,
+    how much of a search it must keep at each epoch to do that in 90 % of searches, and so the
+    epoch fraction a rank rule with one rung there spends (``one_rung``). A rule with several
+    rungs, or one that reads more than the rank, is not bounded by it. Curves must have the
+    same length.
+    """
+    epochs = min(c.epochs for c in curves)
+    final = np.array([min(c.val_loss) for c in curves])
+    size = min(size, len(curves))
+    rng = np.random.default_rng(seed)
+    searches = [rng.choice(len(curves), size, replace=False) for _ in range(n_searches)]
+    rows = []
+    for epoch in range(1, epochs):
+        at = np.array([min(c.val_loss[:epoch]) for c in curves])
+        rho = float(np.corrcoef(_ranks(at), _ranks(final))[0, 1])
+        top_quarter, needed = [], []
+        for idx in searches:
+            best = final[idx].min()
+            rank = _ranks(at[idx])  # 0 = best so far at the epoch
+            winner = int(np.argmin(final[idx]))
+            top_quarter.append(rank[winner] < size / 4)
+            good = final[idx] <= 1.01 * best
+            needed.append((rank[good].min() + 1) / size)
+        keep = float(np.quantile(needed, 0.9))
+        rows.append(
+            Predictability(
+                epoch,
+                rho,
+                float(np.mean(top_quarter)),
+                keep,
+                epoch / epochs + (1 - epoch / epochs) * keep,  # one rung at ``epoch``
+            )
+        )
+    return rows
+
+
+def predictability_table(per_bank: dict[str, list[Predictability]], at: Sequence[int]) -> str:
+    """Markdown: per bank, rho / winner in the top quarter / keep needed at the ``at`` epochs,
+    and the cheapest one-rung rule over every epoch (with its epoch)."""
+    head = "| bank | " + " | ".join(f"epoch {e}: rho / top ¼ / keep" for e in at)
+    lines = [head + " | cheapest one-rung rule (epoch) |", "|---|" + "---|" * (len(at) + 1)]
+    for bank, rows in per_bank.items():
+        by_epoch = {r.epoch: r for r in rows}
+        cells = [
+            f"{by_epoch[e].rho:.2f} / {by_epoch[e].winner_top_quarter:.2f} / "
+            f"{by_epoch[e].keep_needed:.2f}"
+            if e in by_epoch
+            else "–"
+            for e in at
+        ]
+        least = min(rows, key=lambda r: r.one_rung)
+        lines.append(
+            f"| {bank} | " + " | ".join(cells) + f" | {least.one_rung:.2f} ({least.epoch}) |"
+        )
+    return "\n".join(lines)
+
+
 def _within(scores: Sequence[Score], tolerance: float = 0.01) -> float:
     return sum(s.ratio <= 1.0 + tolerance for s in scores) / len(scores)
+
+
+def _test_ratio(scores: Sequence[Score]) -> float:
+    """Mean test ratio over the scores that have one (NaN when none has)."""
+    finite = [s.test_ratio for s in scores if math.isfinite(s.test_ratio)]
+    return statistics.fmean(finite) if finite else math.nan
 
 
 def subset_summary_line(pooled: dict[str, list[Score]]) -> str:
@@ -330,13 +435,20 @@ def subset_summary_line(pooled: dict[str, list[Score]]) -> str:
 
 
 def frontier_table(per_setup: dict[str, dict[str, list[Score]]]) -> str:
-    """Markdown: per policy and setup: epoch and wall fractions, mean ratio, share within 1 %."""
+    """Markdown: per policy and setup: epoch and wall fractions, mean ratio, share within 1 %,
+    and, on banks with a test split, the mean test ratio of the exported trial."""
     setups = list(per_setup)
     names: list[str] = []
     for scores in per_setup.values():
         names += [n for n in scores if n not in names]
+    tested = {
+        s
+        for s, scores in per_setup.items()
+        if any(math.isfinite(x.test_ratio) for runs in scores.values() for x in runs)
+    }
     head = "| policy | " + " | ".join(
-        f"{s}: epochs / wall / best ratio / within 1 %" for s in setups
+        f"{s}: epochs / wall / best ratio / within 1 %" + (" / test ratio" if s in tested else "")
+        for s in setups
     )
     lines = [head + " |", "|---|" + "---|" * len(setups)]
     for name in names:
@@ -352,6 +464,7 @@ def frontier_table(per_setup: dict[str, dict[str, list[Score]]]) -> str:
                 + (f"{statistics.fmean(wall):.2f}" if wall else "–")
                 + f" / {statistics.fmean(s.ratio for s in scores):.3f} / "
                 f"{100 * _within(scores):.0f}%"
+                + (f" / {_test_ratio(scores):.3f}" if setup in tested else "")
             )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -583,6 +696,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="searches proposed by the product's TPE with feedback (bench/_feedback.py) "
         "instead of random subsets; banks of 40+ configurations",
     )
+    mode.add_argument(
+        "--predictability",
+        action="store_true",
+        help="how well each bank's early ranking foretells a search's winner (no policy)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print the markdown tables")
     parser.add_argument("--plot", type=Path, default=None, help="write the frontier as a PNG")
     parser.add_argument(
@@ -660,6 +778,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.orders:
         for path in args.curves or [DEFAULT_CURVES]:
             _orders(args, path)
+        return 0
+    if args.predictability:
+        names = (CHOSEN_ON if args.chosen else ()) + HELD_OUT
+        paths = list(args.curves or [HERE / "curves" / n for n in names])
+        pools = {p.stem: load_curves(p) for p in paths if p.exists()}
+        per_bank = {
+            name: predictability(pool, args.seeds or 500)
+            for name, pool in pools.items()
+            if len(pool) >= FEEDBACK_TRIALS  # a search of 24 needs a pool of 24 or more
+        }
+        print(predictability_table(per_bank, (2, 4, 8, 12, 16)))
         return 0
     started = time.monotonic()
     if args.curves:

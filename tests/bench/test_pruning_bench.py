@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import re
 import sys
 from pathlib import Path
@@ -219,3 +220,82 @@ def test_ray_median_stopping_rule_stops_a_trial_worse_than_the_running_means() -
     assert result.pruned == 1 and all(result.epochs_run[c.key] == EPOCHS for c in good)
     early = bench.replay([bad, *good], policies.RayMedianStopping(grace_period=2))
     assert early.epochs_run["bad"] == EPOCHS  # nobody to compare with yet
+
+
+def _tested(key: str, val: tuple[float, ...], test_offset: float) -> object:
+    """A healthy curve whose test loss is its val loss plus ``test_offset``."""
+    return Curve(key, {}, val, _falling(1.4, 0.05), test_loss=tuple(v + test_offset for v in val))
+
+
+def test_the_exported_trials_test_loss_scores_what_stopping_cost(tmp_path: Path) -> None:
+    # "late" wins on val loss only after epoch 6; before that "early" leads. Its test loss is
+    # worse than its val loss says (the winner's curse), so losing it costs less on test.
+    late = _tested("late", tuple([1.0] * 6 + [0.2] * (EPOCHS - 6)), 0.3)
+    early = _tested("early", tuple([0.6] * EPOCHS), 0.0)
+    full = bench.replay([early, late], policies.NoStopping())
+    assert (full.best_key, full.best_epoch) == ("late", 7)
+    assert full.best_test_loss == pytest.approx(0.5)
+    cut = bench.replay([early, late], policies.RayAsha(max_t=EPOCHS, grace_period=2))
+    assert cut.best_key == "early" and cut.best_test_loss == pytest.approx(0.6)
+    score = bench.Score.against(cut, full, {})
+    assert score.ratio == pytest.approx(3.0) and score.test_ratio == pytest.approx(1.2)
+    path = tmp_path / "bank.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["config", "epoch", "val_loss", "train_eval_loss", "test_loss"])
+        for curve in (early, late):
+            for e in range(EPOCHS):
+                writer.writerow(
+                    [curve.key, e + 1, curve.val_loss[e], curve.train_eval_loss[e],
+                     curve.test_loss[e]]
+                )  # fmt: skip
+    assert {c.key: c.test_loss for c in bench.load_curves(path)}["late"] == late.test_loss
+    table = bench.frontier_table({"bank": {"asha": [score], "none": [score]}})
+    assert table.splitlines()[0].endswith("/ test ratio |")
+    assert table.splitlines()[2].endswith(" / 1.200 |")
+    # a bank without a test split: NaN, and no test column
+    untested = bench.replay([_healthy("a", 0.3), _healthy("b", 0.4)], policies.NoStopping())
+    assert math.isnan(bench.Score.against(untested, untested, {}).test_ratio)
+
+
+@pytest.mark.parametrize(
+    ("crossing", "rho", "top_quarter", "keep"),
+    [
+        (False, 1.0, 1.0, 1 / 24),  # the early ranking is the final one: keep only the leader
+        (True, -1.0, 0.0, 1.0),  # the ranking flips after epoch 3: the winner is last early
+    ],
+)
+def test_predictability_measures_how_much_a_rank_rule_must_keep(
+    crossing: bool, rho: float, top_quarter: float, keep: float
+) -> None:
+    pool = []
+    for i in range(30):
+        early = 1.0 + 0.01 * i  # config 0 leads early
+        late = (1.0 - 0.01 * i) if crossing else early - 0.5  # config 29 wins if crossing
+        val = tuple([early] * 3 + [min(early, late) - 0.5] * (EPOCHS - 3))
+        pool.append(Curve(str(i), {}, val, _falling(1.0, 0.01)))
+    rows = bench.predictability(pool, n_searches=50)
+    assert [r.epoch for r in rows] == list(range(1, EPOCHS))
+    first = rows[0]
+    assert first.rho == pytest.approx(rho)
+    assert first.winner_top_quarter == pytest.approx(top_quarter)
+    assert first.keep_needed == pytest.approx(keep)
+    assert first.one_rung == pytest.approx(1 / EPOCHS + (1 - 1 / EPOCHS) * keep)
+    assert rows[3].rho == pytest.approx(1.0)  # from epoch 4 on the ranking is the final one
+    table = bench.predictability_table({"pool": rows}, (2, 4, 99))
+    assert table.splitlines()[2].startswith("| pool | ") and " – |" in table
+
+
+def test_cli_predictability_prints_one_row_per_bank(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bank.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["config", "epoch", "val_loss", "train_eval_loss"])
+        for i in range(30):
+            for e, v in enumerate(_falling(1.5, 0.2 + 0.01 * i)):
+                writer.writerow([i, e + 1, v, 0.1])
+    assert bench.main(["--predictability", "--curves", str(path), "--seeds", "20"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[2].startswith("| bank | 1.00 / ")
