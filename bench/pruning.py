@@ -18,6 +18,12 @@ epoch through each stopping policy. Two reports:
   that TPE crowds the good region, where a rule that spares trials within noise of the leader
   spares many.
 - ``--orders`` (issue 4): reorderings of one pool, with the equal-budget comparison to ASHA.
+- ``--predictability`` (round 7): per bank, how well the ranking at an early epoch foretells a
+  24-configuration search's winner, and what share of the search a rank rule must keep there.
+
+On banks with a test split (``bench/curves/selection``) every frontier also scores the trial
+the product would export (the lowest val loss, at its best epoch) by its test loss against no
+stopping's export: the model a user gets, without the winner's curse of the best val loss.
 
 Usage::
 
@@ -27,6 +33,7 @@ Usage::
     python bench/pruning.py --feedback --markdown  # the frontier with TPE feedback (20 seeds)
     python bench/pruning.py --curves PATH ...      # other curve files (all pooled)
     python bench/pruning.py --orders               # issue 4's tables on bench/curves/digits.csv
+    python bench/pruning.py --predictability --chosen  # early ranks against final winners
 
 The policies' logic and the replay engine are in ``bench/_policies.py``; recording is in
 ``bench/_record.py`` (the only part that loads Keras).

@@ -1,0 +1,52 @@
+"""The rejected candidate budget rules of issue 18 round 7 (bench/candidates.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import load_bench
+
+candidates = load_bench("candidates")
+
+PEERS = [[1.0, 0.8, 0.6, 0.5, 0.45, 0.42, 0.41, 0.40] for _ in range(5)]
+
+
+@pytest.mark.parametrize(
+    ("curve", "fires"),
+    [
+        ([1.2, 1.0, 0.9, 0.9, 0.9, 0.9], True),  # flat far above the study's best 0.40
+        ([2.0, 1.8, 1.6, 1.3, 1.0, 0.7], False),  # 0.1 an epoch for 10 more epochs: can win
+        ([1.2, 1.0, 0.9, 0.9], False),  # before its grace period
+    ],
+)
+def test_reach_stops_only_a_trial_that_cannot_catch_the_studys_best(
+    curve: list[float], fires: bool
+) -> None:
+    rule = candidates.ReachRule(horizon=16, grace=4, window=3, z=0.0)
+    assert (rule.check(curve, PEERS) is not None) is fires
+
+
+def test_reach_waits_for_enough_peers() -> None:
+    rule = candidates.ReachRule(horizon=16, grace=4, window=3, z=0.0, min_trials=6)
+    assert rule.check([1.2, 1.0, 0.9, 0.9, 0.9, 0.9], PEERS) is None
+
+
+def test_the_backtest_refuses_a_rung_that_would_have_cut_the_studys_winner() -> None:
+    # at rung 2 the winner-to-be (best 0.30) was the worst of the five finished trials
+    late_winner = [1.5, 1.4, 0.9, 0.5, 0.30]
+    early = [[0.6, 0.55, 0.5, 0.5, 0.5] for _ in range(4)]
+    trial = [1.4, 1.3]
+    plain = candidates.HalvingRule(first_rung=2, reduction_factor=4.0, min_trials=5, z=0.0)
+    tested = candidates.BacktestedHalving(first_rung=2, reduction_factor=4.0, min_trials=5, z=0.0)
+    assert plain.check(trial, [*early, late_winner]) is not None
+    assert tested.check(trial, [*early, late_winner]) is None
+    # when the winners led at the rung, the backtest keeps the stop
+    assert tested.check(trial, [*early, [0.5, 0.45, 0.4, 0.35, 0.30]]) is not None
+
+
+def test_every_candidate_of_the_grid_builds_and_an_unknown_one_is_refused() -> None:
+    for name, budget, params in candidates.GRID:
+        judge = candidates.candidate(name, 20, budget, **params)
+        assert judge.name == name
+    with pytest.raises(ValueError, match="default, reach or backtest"):
+        candidates.candidate("oracle", 20)
