@@ -764,12 +764,14 @@ def frontier_verdict(pooled: dict[str, list[Score]], name: str = "default") -> s
         and statistics.fmean(s.ratio for s in scores) <= ratio
         and _within(scores) >= within
     ]
+    test = _test_ratio(mine)
     return (
         f"target: {name}: epoch fraction {fraction:.3f} (<= 0.35: "
         f"{'met' if fraction <= 0.35 else 'missed'}), mean best ratio {ratio:.4f} (<= 1.01: "
         f"{'met' if ratio <= 1.01 else 'missed'}), within 1% in {100 * within:.0f}% of subsets "
         f"(>= 90%: {'met' if within >= 0.9 else 'missed'}); dominated by: "
         f"{', '.join(dominated_by) or 'none'}"
+        + (f"; the exported trial's test loss ratio {test:.4f}" if math.isfinite(test) else "")
     )
 
 
@@ -836,7 +838,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     python = f"{platform.python_implementation()} {platform.python_version()}"
     print(f"replay {time.monotonic() - started:.1f}s on {python}")
     if args.markdown or not args.quick:
-        print(frontier_table(per_setup))
+        pooled_banks = sum(str(path) in held for path in paths)
+        label = "pooled" if args.curves else "pooled (held out)"
+        print(frontier_table({**per_setup, label: pooled} if pooled_banks > 1 else per_setup))
         for label, scores in per_setup.items():
             for name in ("default", "safe", "fast"):
                 if name in scores:

@@ -253,6 +253,8 @@ def test_the_exported_trials_test_loss_scores_what_stopping_cost(tmp_path: Path)
     table = bench.frontier_table({"bank": {"asha": [score], "none": [score]}})
     assert table.splitlines()[0].endswith("/ test ratio |")
     assert table.splitlines()[2].endswith(" / 1.200 |")
+    verdict = bench.frontier_verdict({"default": [score], "none": [score]})
+    assert verdict.endswith("the exported trial's test loss ratio 1.2000")
     # a bank without a test split: NaN, and no test column
     untested = bench.replay([_healthy("a", 0.3), _healthy("b", 0.4)], policies.NoStopping())
     assert math.isnan(bench.Score.against(untested, untested, {}).test_ratio)
