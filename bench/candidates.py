@@ -35,12 +35,11 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _policies import Judge, NoStopping, replay  # noqa: E402
+from _policies import Judge, NoStopping  # noqa: E402
+from choose_default import WEIGHTS, _run  # noqa: E402
 from pruning import (  # noqa: E402
     CHOSEN_ON,
-    FEEDBACK_CONCURRENCY,
     FEEDBACK_MIN_POOL,
-    FEEDBACK_TRIALS,
     HELD_OUT,
     Score,
     _test_ratio,
@@ -132,8 +131,9 @@ class BacktestedHalving(HalvingRule):
         if not past:
             return None
         best = min(min(p) for p in past)
-        cutoff = min(val_loss) / (1.0 + firing.value / 100.0)  # the cutoff the rule used
-        tolerance = self.z * _noise(val_loss, peers)
+        # the cutoff and tolerance the rule used, as its firing reports them
+        cutoff = min(val_loss) / (1.0 + firing.value / 100.0)
+        tolerance = firing.threshold / 100.0
         for p in past:
             if min(p) <= best * (1.0 + self.near) and min(p[:t]) > cutoff * (1.0 + tolerance):
                 return None
@@ -202,8 +202,6 @@ epoch 1, a reduction factor of 3)."""
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Replay every candidate of :data:`GRID` on the choosing banks with a test split."""
-    from _feedback import SamplerFeed
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20, help="TPE searches per bank")
     parser.add_argument("--curves", type=Path, action="append", help="banks (default: choosing)")
@@ -217,10 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(pool) >= FEEDBACK_MIN_POOL and pool[0].test_loss:
             pools[path.stem] = pool
 
-    def search(pool: Any, seed: int, policy: Any) -> Any:
-        return replay(SamplerFeed(pool, FEEDBACK_TRIALS, seed), policy, FEEDBACK_CONCURRENCY)
-
-    fulls = {b: [search(p, s, NoStopping()) for s in range(args.seeds)] for b, p in pools.items()}
+    fulls = {b: [_run((p, s), NoStopping()) for s in range(args.seeds)] for b, p in pools.items()}
     print(f"banks: {', '.join(pools)}; {args.seeds} TPE searches each", flush=True)
     for name, budget, params in GRID:
         scores: list[Score] = []
@@ -228,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for bank, pool in pools.items():
             horizon = max(c.epochs for c in pool)
             mine = [
-                Score.against(search(pool, s, candidate(name, horizon, budget, **params)), f, {})
+                Score.against(_run((pool, s), candidate(name, horizon, budget, **params)), f, {})
                 for s, f in enumerate(fulls[bank])
             ]
             per.append(
@@ -236,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{statistics.fmean(x.ratio for x in mine):.3f}/{_test_ratio(mine):.3f}"
             )
             scores += mine
-        weighted = [x.fraction + 5.0 * (x.ratio - 1.0) for x in scores]
+        weighted = [x.fraction + WEIGHTS["balanced"] * (x.ratio - 1.0) for x in scores]
         se = statistics.stdev(weighted) / len(weighted) ** 0.5 if len(weighted) > 1 else 0.0
         print(
             f"{name} budget {budget} {params}: "
