@@ -38,6 +38,8 @@ from overfit_search.cli import main as cli
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "bench") not in sys.path:
     sys.path.insert(0, str(ROOT / "bench"))
+from choose_default import WEIGHTS  # noqa: E402
+
 ASHA = {"name": "asha", "grace_period": 2, "reduction_factor": 3}
 POLICIES: dict[str, dict[str, Any]] = {
     "default": {"preset": "balanced"},
@@ -222,14 +224,17 @@ def summarize(sweeps: pd.DataFrame, reference: str = "none") -> pd.DataFrame:
 
 
 def paired(
-    sweeps: pd.DataFrame, incumbent: str, weight: float = 5.0, reference: str = "none"
+    sweeps: pd.DataFrame,
+    incumbent: str,
+    weight: float = WEIGHTS["balanced"],
+    reference: str = "none",
 ) -> pd.DataFrame:
     """Each policy's score against the ``incumbent``'s on the same setup and seed.
 
     A sweep's score is its epoch fraction + ``weight`` x (its best val loss ratio to no
-    stopping - 1): lower is better; 5 is ``balanced``'s weight (overfit_search/pruning/
-    presets.py). Paired, because two sweeps of one setup and sampler seed share their start-up
-    trials and their reference.
+    stopping - 1): lower is better; by default ``balanced``'s weight, 5
+    (``choose_default.WEIGHTS``). Paired, because two sweeps of one setup and sampler seed
+    share their start-up trials and their reference.
 
     Returns:
         One row per other policy with a paired sweep: pairs, the mean score difference

@@ -1,7 +1,7 @@
 """Pruning benchmark: what each stopping policy spends and finds, on recorded learning curves.
 
 Learning curves are recorded once without any stopping (``--record``) and replayed epoch by
-epoch through each stopping policy. Two reports:
+epoch through each stopping policy. Reports:
 
 - the frontier (default; issue 18): for each curve bank, ``--seeds`` random 30-configuration
   searches drawn from its pool (seeded, each in a random order), every policy of
