@@ -15,10 +15,20 @@ here, runnable, so the evidence can be checked and the ideas are not tried again
   ``near`` of the study's best: a rung that would have thrown away the study's own winner is
   not trusted.
 
+Round 8 added ``schedule``: halving with explicit rungs, each keeping its own share (a gentle
+cut early, a hard one later: the shape of the cheapest schedules ``bench/pruning.py
+--predictability`` finds in hindsight). Rejected too: no setting beat the default by more than
+a standard error of the paired score difference.
+
+Every line prints the setting's epoch fraction / best val loss ratio / share within 1 % / the
+export's test loss ratio, the score (fraction + 5 x (ratio - 1), mean ± standard error) and
+its paired difference from the default's on the same searches (negative: better).
+
 Usage::
 
-    python bench/candidates.py            # 20 TPE searches per choosing bank with a test split
-    python bench/candidates.py --seeds 5  # a quick look
+    python bench/candidates.py                  # round 7's grid, 20 TPE searches per bank
+    python bench/candidates.py --grid schedule  # round 8's two-rung schedules
+    python bench/candidates.py --seeds 5        # a quick look
 """
 
 from __future__ import annotations
@@ -49,7 +59,13 @@ from pruning import (  # noqa: E402
 
 from overfit_search.pruning import OverfitJudge, make_rule, preset  # noqa: E402
 from overfit_search.pruning.base import Firing  # noqa: E402
-from overfit_search.pruning.budget import HalvingRule, _noise  # noqa: E402
+from overfit_search.pruning.budget import (  # noqa: E402
+    HalvingRule,
+    _bests_at,
+    _excess,
+    _noise,
+    _quantile,
+)
 
 
 class ReachRule:
@@ -140,12 +156,61 @@ class BacktestedHalving(HalvingRule):
         return firing
 
 
+class ScheduleHalving:
+    """Asynchronous successive halving with explicit rungs, each keeping its own share.
+
+    At epoch ``rungs[i]`` a trial continues if its best val loss so far is within the best
+    ``keeps[i]`` of the trials that reached that epoch (itself included), with the halving
+    rule's tolerance of ``z`` noise units; with fewer than ``min_trials`` there, nothing stops.
+    The shape the hindsight-cheapest two-rung schedules of ``bench/pruning.py
+    --predictability`` take on most banks: a gentle cut at epoch 1-2, a hard one later.
+
+    Args:
+        rungs: Increasing epochs.
+        keeps: The share each rung keeps, in (0, 1].
+        min_trials: Trials that must have reached a rung before it stops any.
+        z: Noise multiples of tolerance.
+    """
+
+    name = "halving"
+
+    def __init__(
+        self,
+        rungs: Sequence[int],
+        keeps: Sequence[float],
+        min_trials: int = 5,
+        z: float = 1.0,
+    ) -> None:
+        if len(rungs) != len(keeps) or list(rungs) != sorted(set(rungs)):
+            raise ValueError(f"rungs {rungs} must increase and match keeps {keeps}")
+        self.keep_at = dict(zip(rungs, keeps, strict=True))
+        self.min_trials, self.z = min_trials, z
+
+    def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
+        """Fire at a rung if the trial's best so far is out of that rung's share, past noise."""
+        t = len(val_loss)
+        keep = self.keep_at.get(t)
+        if keep is None or not all(map(math.isfinite, val_loss)):
+            return None
+        own = min(val_loss)
+        at_rung = _bests_at(peers, t)
+        if len(at_rung) + 1 < self.min_trials:
+            return None
+        cutoff = _quantile([own, *at_rung], keep)
+        tolerance = self.z * _noise(val_loss, peers)
+        excess = _excess(own, cutoff, tolerance)
+        if excess is None:
+            return None
+        return Firing("halving", excess, 100.0 * tolerance, t, f"schedule cutoff {cutoff:.4f}")
+
+
 def candidate(
     name: str, horizon: int, budget: dict[str, Any] | None = None, **params: Any
 ) -> Judge:
     """The default judge (``balanced``) with ``budget`` overriding its halving settings and a
-    candidate: ``default`` (none), ``reach`` (``ReachRule(**params)`` as an OR) or
-    ``backtest`` (``BacktestedHalving(**params)`` instead of halving)."""
+    candidate: ``default`` (none), ``reach`` (``ReachRule(**params)`` as an OR),
+    ``backtest`` (``BacktestedHalving(**params)`` instead of halving) or ``schedule``
+    (``ScheduleHalving(**params)`` instead of halving)."""
     settings = preset("balanced")
     rule = dict(settings["rule"])
     halving = {**settings["budget"], **(budget or {})}
@@ -154,10 +219,12 @@ def candidate(
         rule_b: Any = EitherBudget(HalvingRule(**halving), ReachRule(horizon, **params))
     elif name == "backtest":
         rule_b = BacktestedHalving(**params, **halving)
+    elif name == "schedule":
+        rule_b = ScheduleHalving(**params)
     elif name == "default":
         rule_b = HalvingRule(**halving)
     else:
-        raise ValueError(f"unknown candidate {name!r}; choose default, reach or backtest")
+        raise ValueError(f"unknown candidate {name!r}; choose default, reach, backtest or schedule")
     judge = Judge.__new__(Judge)
     judge.name, judge.stopped_by = name, {}
     judge.judge = OverfitJudge(
@@ -199,11 +266,34 @@ GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 backtest at the default's settings and at more aggressive ones (no tolerance, a first rung at
 epoch 1, a reduction factor of 3)."""
 
+SCHEDULE_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default", {}, {}),
+    *[
+        ("schedule", {}, {"rungs": (r1, r2), "keeps": (k1, k2), "z": z})
+        for r1 in (1, 2)
+        for k1 in (1 / 2, 2 / 3)
+        for r2 in (6, 8, 12)
+        for k2 in (1 / 6, 1 / 4, 1 / 3)
+        for z in (0.0, 1.0)
+    ],
+]
+"""Round 8: two-rung schedules in the shape of the hindsight-cheapest ones (a gentle cut at
+epoch 1-2, a hard one at 6-12), with and without the noise tolerance."""
+GRIDS = {"round7": GRID, "schedule": SCHEDULE_GRID}
+
+
+def _mean_se(values: Sequence[float], fmt: str = ".3f") -> str:
+    """``mean ± standard error``."""
+    se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):{fmt}} ± {se:.3f}"
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Replay every candidate of :data:`GRID` on the choosing banks with a test split."""
+    """Replay every candidate of a grid (``--grid``: :data:`GRID` or :data:`SCHEDULE_GRID`) on
+    the choosing banks with a test split."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20, help="TPE searches per bank")
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="round7", help="settings run")
     parser.add_argument("--curves", type=Path, action="append", help="banks (default: choosing)")
     args = parser.parse_args(argv)
     paths = args.curves or [HERE / "curves" / b for b in CHOSEN_ON if b.startswith("selection/")]
@@ -217,7 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     fulls = {b: [_run((p, s), NoStopping()) for s in range(args.seeds)] for b, p in pools.items()}
     print(f"banks: {', '.join(pools)}; {args.seeds} TPE searches each", flush=True)
-    for name, budget, params in GRID:
+    baseline: list[float] | None = None
+    for name, budget, params in GRIDS[args.grid]:
         scores: list[Score] = []
         per = []
         for bank, pool in pools.items():
@@ -232,13 +323,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             scores += mine
         weighted = [x.fraction + WEIGHTS["balanced"] * (x.ratio - 1.0) for x in scores]
-        se = statistics.stdev(weighted) / len(weighted) ** 0.5 if len(weighted) > 1 else 0.0
+        baseline = baseline or weighted  # the grid's first entry: the default
         print(
             f"{name} budget {budget} {params}: "
             f"{statistics.fmean(x.fraction for x in scores):.3f} / "
             f"{statistics.fmean(x.ratio for x in scores):.4f} / "
             f"within 1 % {100 * _within(scores):.0f}% / test {_test_ratio(scores):.4f} / "
-            f"score {statistics.fmean(weighted):.3f} ± {se:.3f} | " + " ".join(per),
+            f"score {_mean_se(weighted)} / paired vs default "
+            f"{_mean_se([a - b for a, b in zip(weighted, baseline, strict=True)], '+.3f')} | "
+            + " ".join(per),
             flush=True,
         )
     return 0

@@ -26,7 +26,7 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,15 +77,33 @@ def _apply(doc: dict[str, Any], overrides: dict[str, Any]) -> None:
         doc.setdefault(section, {})[key] = value
 
 
-def run(
-    policy: str, trials: int, out: Path, setup: str | None = None, seed: int | None = None
+def _rebuilt_mobilenet_32() -> str:
+    from _record import rebuild_mobilenet
+
+    return f"file:{rebuild_mobilenet(32)}"
+
+
+def sweep_doc(
+    policy: str,
+    trials: int,
+    setup: str | None = None,
+    seed: int | None = None,
+    mobilenet_32: Callable[[], str] = _rebuilt_mobilenet_32,
 ) -> dict[str, Any]:
-    """One live sweep (``study.seed: seed`` when given); its figures."""
+    """The sweep file of one live sweep: ``sweeps/demo.yaml`` with the setup's overrides, the
+    policy's ``pruning`` section, ``trials`` and ``study.seed`` (when given).
+
+    ``mobilenet_32`` resolves a setup's ``MOBILENET_32`` backbone placeholder (default: the
+    fixture rebuilt at 32 px, as the bank was recorded).
+    """
     doc = yaml.safe_load((ROOT / "sweeps" / "demo.yaml").read_text())
     if setup is not None:
-        from _record_selection import SELECTION_SETUPS
+        from _record_selection import MOBILENET_32, SELECTION_SETUPS
 
-        _apply(doc, SELECTION_SETUPS[setup])
+        overrides = dict(SELECTION_SETUPS[setup])
+        if overrides.get("model.backbone") == MOBILENET_32:
+            overrides["model.backbone"] = mobilenet_32()
+        _apply(doc, overrides)
     pruning = {**doc.get("pruning", {}), **POLICIES[policy]}
     doc["pruning"] = {k: v for k, v in pruning.items() if v is not None}
     doc["study"]["trials"] = trials
@@ -93,6 +111,14 @@ def run(
         doc["study"]["seed"] = seed
     suffix = "" if seed is None else f"-seed{seed}"
     doc["name"] = f"{setup or 'demo'}-{policy.replace('+', '-')}{suffix}"
+    return doc
+
+
+def run(
+    policy: str, trials: int, out: Path, setup: str | None = None, seed: int | None = None
+) -> dict[str, Any]:
+    """One live sweep (``study.seed: seed`` when given); its figures."""
+    doc = sweep_doc(policy, trials, setup, seed)
     sweep = out / f"{doc['name']}.yaml"
     sweep.write_text(yaml.safe_dump(doc, sort_keys=False))
     started = time.monotonic()

@@ -51,6 +51,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -419,6 +420,170 @@ def predictability_table(per_bank: dict[str, list[Predictability]], at: Sequence
         lines.append(
             f"| {bank} | " + " | ".join(cells) + f" | {least.one_rung:.2f} ({least.epoch}) |"
         )
+    return "\n".join(lines)
+
+
+SCHEDULE_KEEPS = (1 / 24, 1 / 12, 1 / 8, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3)
+"""Shares of the survivors a rung of :func:`cheapest_schedules` may keep."""
+COARSE_RUNGS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+"""Rung epochs ``--predictability`` tries for three-rung schedules (two rungs try every one)."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A synchronous successive-halving schedule: at ``rungs[i]`` keep ``keeps[i]`` of the
+    survivors, ranked by best val loss so far; the rest stop.
+
+    Attributes:
+        rungs: The epochs the survivors are ranked at.
+        keeps: The share of the survivors each rung keeps.
+        fraction: Epochs run over ``size x T`` (T: the pool's epochs), averaged over searches.
+        hit: Share of searches in which a configuration within 1 % of the search's best
+            survives to the end.
+    """
+
+    rungs: tuple[int, ...]
+    keeps: tuple[float, ...]
+    fraction: float
+    hit: float
+
+    def label(self) -> str:
+        """``e4 keep 1/3, e12 keep 1/2``."""
+        keeps = [str(Fraction(k).limit_denominator(24)) for k in self.keeps]
+        return ", ".join(f"e{r} keep {k}" for r, k in zip(self.rungs, keeps, strict=True))
+
+
+def schedules(
+    curves: Sequence[Curve],
+    max_rungs: int = 2,
+    rung_grid: Sequence[int] | None = None,
+    n_searches: int = 500,
+    size: int = 24,
+    seed: int = 0,
+) -> list[Schedule]:
+    """Every synchronous schedule of up to ``max_rungs`` rungs replayed on random
+    ``size``-configuration searches of the pool.
+
+    Rungs are tried at every epoch of ``rung_grid`` (None: every epoch) and keep one of
+    :data:`SCHEDULE_KEEPS` of the survivors, at least one. Curves must have the same length.
+    """
+    epochs = min(c.epochs for c in curves)
+    grid = [r for r in (rung_grid or range(1, epochs)) if 0 < r < epochs]
+    size = min(size, len(curves))
+    rng = np.random.default_rng(seed)
+    idx = np.array([rng.choice(len(curves), size, replace=False) for _ in range(n_searches)])
+    running = np.array([np.minimum.accumulate(c.val_loss[:epochs]) for c in curves])[idx]
+    final = running[:, :, -1]
+    good = final <= 1.01 * final.min(axis=1, keepdims=True)
+    found: list[Schedule] = []
+
+    def visit(
+        rungs: tuple[int, ...], keeps: tuple[float, ...], alive: np.ndarray, spent: np.ndarray
+    ) -> None:
+        last = rungs[-1] if rungs else 0
+        if rungs:
+            fraction = float((spent + alive.sum(axis=1) * (epochs - last)).mean())
+            rate = float(np.any(alive & good, axis=1).mean())
+            found.append(Schedule(rungs, keeps, fraction / (size * epochs), rate))
+        if len(rungs) == max_rungs:
+            return
+        count = alive.sum(axis=1, keepdims=True)
+        for rung in (r for r in grid if r > last):
+            rank = np.argsort(np.argsort(np.where(alive, running[:, :, rung - 1], np.inf)))
+            paid = spent + count[:, 0] * (rung - last)
+            for keep in SCHEDULE_KEEPS:
+                kept = rank < np.maximum(1, np.ceil(keep * count - 1e-9))
+                visit((*rungs, rung), (*keeps, keep), kept, paid)
+
+    visit((), (), np.ones((n_searches, size), dtype=bool), np.zeros(n_searches))
+    return found
+
+
+def cheapest_schedules(
+    curves: Sequence[Curve],
+    max_rungs: int = 2,
+    rung_grid: Sequence[int] | None = None,
+    n_searches: int = 500,
+    size: int = 24,
+    seed: int = 0,
+    hit: float = 0.9,
+) -> list[Schedule]:
+    """The cheapest schedule with at most 1, 2, ... ``max_rungs`` rungs that keeps a
+    configuration within 1 % of the search's best in ``hit`` of random ``size``-configuration
+    searches, chosen per pool in hindsight (:func:`schedules`).
+
+    A lower bound on what a rank rule (halving, ASHA, median) spends on the pool at that
+    quality, as long as it reads only the rank by best val loss so far: a rule that also
+    stops trials after their peak, or reads the curve's shape, is not bounded by it.
+
+    Returns:
+        For each rung count 1 .. ``max_rungs``, the cheapest schedule with at most that many
+        rungs (left out where none reaches ``hit``).
+    """
+    every = schedules(curves, max_rungs, rung_grid, n_searches, size, seed)
+    out = []
+    for n in range(1, max_rungs + 1):
+        fit = [x for x in every if len(x.rungs) <= n and x.hit >= hit]
+        if fit:
+            out.append(min(fit, key=lambda x: x.fraction))
+    return out
+
+
+def fixed_schedule(
+    per_bank: dict[str, list[Schedule]], hit: float = 0.9, pooled: bool = False
+) -> tuple[Schedule, ...] | None:
+    """The one schedule, the same on every bank, with the least mean epoch fraction among
+    those that reach ``hit`` on every bank (``pooled``: on average over the banks), given
+    ``per_bank``: :func:`schedules` of each.
+
+    Returns:
+        Its :class:`Schedule` on each bank, in ``per_bank``'s order; None if none qualifies.
+    """
+    tables = [{(x.rungs, x.keeps): x for x in rows} for rows in per_bank.values()]
+    shared = set(tables[0]).intersection(*tables[1:]) if tables else set()
+    hits = {key: [t[key].hit for t in tables] for key in shared}
+    fit = [k for k, h in hits.items() if (statistics.fmean(h) if pooled else min(h)) >= hit]
+    if not fit:
+        return None
+    key = min(fit, key=lambda k: (statistics.fmean(t[k].fraction for t in tables), k))
+    return tuple(t[key] for t in tables)
+
+
+def fixed_schedule_lines(
+    choosing: dict[str, list[Schedule]], held_out: dict[str, list[Schedule]]
+) -> str:
+    """The :func:`fixed_schedule` of the choosing banks (90 % on each bank, then 90 % pooled),
+    and what it does on each bank."""
+    lines = []
+    for pooled in (False, True):
+        where = "pooled over" if pooled else "on each of"
+        picked = fixed_schedule(choosing, pooled=pooled)
+        if picked is None:
+            lines.append(f"no single schedule keeps a within-1 % trial in 90 % {where} the banks")
+            continue
+        key = (picked[0].rungs, picked[0].keeps)
+        lines.append(
+            f"one schedule, 90 % {where} the choosing banks: {picked[0].label()}, "
+            f"{statistics.fmean(x.fraction for x in picked):.2f} of the epochs on average"
+        )
+        for group, banks in (("choosing", choosing), ("held out", held_out)):
+            for bank, rows in banks.items():
+                same = next((x for x in rows if (x.rungs, x.keeps) == key), None)
+                if same is not None:
+                    lines.append(
+                        f"  {group} {bank}: {same.fraction:.2f} of the epochs, {same.hit:.0%}"
+                    )
+    return "\n".join(lines)
+
+
+def schedule_table(per_bank: dict[str, list[Schedule]]) -> str:
+    """Markdown: per bank, the cheapest schedule with at most 1, 2, 3 rungs (fraction, rungs)."""
+    width = max((len(rows) for rows in per_bank.values()), default=0)
+    heads = " | ".join(f"≤ {n + 1} rung{'s' if n else ''}" for n in range(width))
+    lines = [f"| bank | {heads} |", "|---|" + "---|" * width]
+    for bank, rows in per_bank.items():
+        cells = [f"{r.fraction:.2f} ({r.label()})" for r in rows]
+        lines.append(f"| {bank} | " + " | ".join(cells + ["–"] * (width - len(cells))) + " |")
     return "\n".join(lines)
 
 
@@ -800,6 +965,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             if len(pool) >= FEEDBACK_TRIALS  # a search of 24 needs a pool of 24 or more
         }
         print(predictability_table(per_bank, (2, 4, 8, 12, 16)))
+        cheapest, every = {}, {}
+        for name, pool in pools.items():
+            if len(pool) < FEEDBACK_TRIALS:
+                continue
+            every[name] = schedules(pool, 2, None, args.seeds or 500)
+            upto2 = [
+                min(fit, key=lambda x: x.fraction)
+                for n in (1, 2)
+                if (fit := [x for x in every[name] if len(x.rungs) <= n and x.hit >= 0.9])
+            ]
+            coarse = cheapest_schedules(pool, 3, COARSE_RUNGS, args.seeds or 500)
+            three = min([*upto2, *coarse], key=lambda r: r.fraction, default=None)
+            cheapest[name] = upto2 + ([three] if three is not None else [])
+        print()
+        print(schedule_table(cheapest))
+        held = {Path(n).stem for n in HELD_OUT}
+        choosing = {k: v for k, v in every.items() if k not in held}
+        if args.chosen and choosing:
+            print()
+            print(fixed_schedule_lines(choosing, {k: v for k, v in every.items() if k in held}))
         return 0
     started = time.monotonic()
     if args.curves:

@@ -44,9 +44,36 @@ def test_the_backtest_refuses_a_rung_that_would_have_cut_the_studys_winner() -> 
     assert tested.check(trial, [*early, [0.5, 0.45, 0.4, 0.35, 0.30]]) is not None
 
 
-def test_every_candidate_of_the_grid_builds_and_an_unknown_one_is_refused() -> None:
-    for name, budget, params in candidates.GRID:
-        judge = candidates.candidate(name, 20, budget, **params)
-        assert judge.name == name
-    with pytest.raises(ValueError, match="default, reach or backtest"):
+def test_every_candidate_of_every_grid_builds_and_an_unknown_one_is_refused() -> None:
+    for grid in candidates.GRIDS.values():
+        for name, budget, params in grid:
+            judge = candidates.candidate(name, 20, budget, **params)
+            assert judge.name == name
+    with pytest.raises(ValueError, match="default, reach, backtest or schedule"):
         candidates.candidate("oracle", 20)
+
+
+# five peers at epochs 1-6: bests so far 0.9, 1.0, 1.1, 1.2, 1.3 at epoch 1; 0.5 ... 0.9 at 6
+SCHEDULE_PEERS = [[0.9 + 0.1 * i] * 5 + [0.5 + 0.1 * i] for i in range(5)]
+
+
+@pytest.mark.parametrize(
+    ("trial", "fires"),
+    [
+        ([1.05], False),  # epoch 1 keeps 1/2: 1.05 is inside the best half of six
+        ([1.25], True),  # outside it
+        ([1.25, 1.25], False),  # epoch 2 is no rung
+        ([0.9] * 5 + [0.45], False),  # epoch 6 keeps 1/6: only the best of six
+        ([0.9] * 5 + [0.55], True),  # second best of six
+    ],
+)
+def test_a_schedule_cuts_each_rung_at_its_own_share(trial: list[float], fires: bool) -> None:
+    rule = candidates.ScheduleHalving(rungs=(1, 6), keeps=(1 / 2, 1 / 6), min_trials=5, z=0.0)
+    assert (rule.check(trial, SCHEDULE_PEERS) is not None) is fires
+
+
+def test_a_schedule_waits_for_peers_and_refuses_rungs_out_of_order() -> None:
+    rule = candidates.ScheduleHalving(rungs=(1, 6), keeps=(1 / 2, 1 / 6), min_trials=7, z=0.0)
+    assert rule.check([1.25], SCHEDULE_PEERS) is None
+    with pytest.raises(ValueError, match="must increase"):
+        candidates.ScheduleHalving(rungs=(6, 1), keeps=(1 / 2, 1 / 6))

@@ -47,6 +47,26 @@ def test_every_policy_is_a_valid_sweep(policy: str, tmp_path: Path) -> None:
         assert sweep.pruning.rule.name == "peak"
 
 
+def test_a_mobilenet_setup_gets_the_rebuilt_backbone_and_its_own_overrides() -> None:
+    doc = live.sweep_doc("default", 6, "mn2-all10", 3, mobilenet_32=lambda: "file:/m32.keras")
+    assert doc["model"]["backbone"] == "file:/m32.keras"
+    assert doc["data"]["validation_fraction"] == 0.6
+    assert doc["search"]["learning_rate"] == {"low": 2.0e-5, "high": 1.0e-3, "log": True}
+    assert (doc["study"]["trials"], doc["study"]["seed"]) == (6, 3)
+    assert doc["name"] == "mn2-all10-default-seed3"
+
+
+def test_a_setup_without_the_placeholder_never_rebuilds_the_backbone() -> None:
+    def refuse() -> str:
+        raise AssertionError("rebuilt a backbone the setup does not use")
+
+    demo = yaml.safe_load((live.ROOT / "sweeps" / "demo.yaml").read_text())
+    doc = live.sweep_doc("none", 4, "lo-679", mobilenet_32=refuse)
+    assert doc["model"]["backbone"] == demo["model"]["backbone"]
+    assert doc["pruning"]["rule"] == {"name": "none"}
+    assert doc["name"] == "lo-679-none"
+
+
 def _sweep(root: Path, setup: str, policy: str, seed: int, epochs: list[int], best: float) -> None:
     name = f"{setup}-{policy}-seed{seed}"
     doc = {"study": {"trials": len(epochs), "seed": seed}, "train": {"max_epochs": 10}}

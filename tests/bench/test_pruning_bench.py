@@ -300,4 +300,84 @@ def test_cli_predictability_prints_one_row_per_bank(
                 writer.writerow([i, e + 1, v, 0.1])
     assert bench.main(["--predictability", "--curves", str(path), "--seeds", "20"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3 and lines[2].startswith("| bank | 1.00 / ")
+    assert len(lines) == 7 and lines[2].startswith("| bank | 1.00 / ")
+    # the cheapest schedules: every curve starts at 1.5 and is ranked for good from epoch 2,
+    # so keep the leader after epoch 2: (24 x 2 + 10) / (24 x 12) of the epochs
+    assert lines[4] == "| bank | ≤ 1 rung | ≤ 2 rungs | ≤ 3 rungs |"
+    assert lines[6] == "| bank |" + " 0.20 (e2 keep 1/24) |" * 3
+
+
+def _crossing_pool(crossing: bool) -> list[Curve]:
+    """30 curves ranked by ``i`` for 3 epochs; from epoch 4 on by ``-i`` if ``crossing``."""
+    pool = []
+    for i in range(30):
+        early = 1.0 + 0.01 * i
+        late = (1.0 - 0.01 * i) if crossing else early - 0.5
+        val = tuple([early] * 3 + [min(early, late) - 0.5] * (EPOCHS - 3))
+        pool.append(Curve(str(i), {}, val, _falling(1.0, 0.01)))
+    return pool
+
+
+@pytest.mark.parametrize(
+    ("crossing", "rungs", "fraction"),
+    [
+        # the first epoch's ranking is final: keep only the leader after epoch 1
+        (False, (1,), (24 + 1 * (EPOCHS - 1)) / (24 * EPOCHS)),
+        # the ranking flips after epoch 3: no rung before epoch 4 can keep the winner
+        (True, (4,), (24 * 4 + 1 * (EPOCHS - 4)) / (24 * EPOCHS)),
+    ],
+)
+def test_cheapest_schedules_keep_the_winner_at_the_least_spend(
+    crossing: bool, rungs: tuple[int, ...], fraction: float
+) -> None:
+    one, two = bench.cheapest_schedules(_crossing_pool(crossing), 2, n_searches=40)
+    assert one.rungs == rungs and one.keeps == (1 / 24,)
+    assert one.fraction == pytest.approx(fraction)
+    assert one.hit == 1.0
+    assert two.fraction == pytest.approx(fraction)  # a second rung cannot do better here
+    table = bench.schedule_table({"pool": [one, two]})
+    assert table.splitlines()[0] == "| bank | ≤ 1 rung | ≤ 2 rungs |"
+    assert table.splitlines()[2] == f"| pool | {fraction:.2f} (e{rungs[0]} keep 1/24) | " + (
+        f"{fraction:.2f} ({two.label()}) |"
+    )
+
+
+def test_a_second_rung_pays_where_a_gentle_early_cut_keeps_the_late_winner() -> None:
+    # 24 curves: at epoch 1 the bottom half is hopeless and stays so; the top half's ranking
+    # flips at epoch 6. One rung keeps 1/2 at epoch 1 (156/288 of the epochs) or waits to
+    # epoch 6 (150/288); two rungs cut half at epoch 1, then all but the leader at epoch 6.
+    pool = []
+    for i in range(24):
+        hopeless = i >= 12
+        first = 2.0 + i if hopeless else 1.0 + 0.01 * i
+        settled = first if hopeless else 0.5 - 0.01 * i
+        val = tuple([first] * 5 + [settled] * (EPOCHS - 5))
+        pool.append(Curve(str(i), {}, val, _falling(1.0, 0.01)))
+    one, two = bench.cheapest_schedules(pool, 2, n_searches=5)
+    assert (one.rungs, one.fraction) == ((6,), pytest.approx(150 / 288))
+    assert (two.rungs, two.fraction) == ((1, 6), pytest.approx(90 / 288))
+    assert two.label() == "e1 keep 1/2, e6 keep 1/24"  # 1 of the 12 survivors
+
+
+def test_one_fixed_schedule_must_keep_the_winner_on_every_bank_or_pooled() -> None:
+    s = bench.Schedule
+    early, late, mid = ((1,), (1 / 4,)), ((6,), (1 / 4,)), ((2,), (1 / 2,))
+    per_bank = {
+        # early is cheapest on a but misses on b; late reaches 90 % on both; mid misses on a
+        # (85 %) but reaches 92.5 % pooled
+        "a": [s(*early, 0.3, 0.95), s(*late, 0.5, 0.99), s(*mid, 0.1, 0.85)],
+        "b": [s(*early, 0.3, 0.60), s(*late, 0.6, 0.92), s(*mid, 0.1, 1.0)],
+    }
+    picked = bench.fixed_schedule(per_bank)
+    assert picked is not None and [x.fraction for x in picked] == [0.5, 0.6]
+    pooled = bench.fixed_schedule(per_bank, pooled=True)
+    assert pooled is not None and pooled[0].rungs == (2,)
+    lines = bench.fixed_schedule_lines(per_bank, {"c": [s(*late, 0.4, 0.8)]}).splitlines()
+    assert lines[0] == (
+        "one schedule, 90 % on each of the choosing banks: e6 keep 1/4, 0.55 of the epochs on "
+        "average"
+    )
+    assert lines[3] == "  held out c: 0.40 of the epochs, 80%"
+    assert lines[4].startswith("one schedule, 90 % pooled over the choosing banks: e2 keep 1/2")
+    assert len(lines) == 7  # c has no e2 schedule: no held-out line
+    assert bench.fixed_schedule({"a": [s(*early, 0.3, 0.5)]}) is None
