@@ -29,6 +29,7 @@ Usage::
     python bench/candidates.py                  # round 7's grid, 20 TPE searches per bank
     python bench/candidates.py --grid schedule  # round 8's two-rung schedules
     python bench/candidates.py --seeds 5        # a quick look
+    python bench/candidates.py --grid schedule --only 1 --first-seed 20 --seeds 40  # fresh seeds
 """
 
 from __future__ import annotations
@@ -294,6 +295,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20, help="TPE searches per bank")
     parser.add_argument("--grid", choices=sorted(GRIDS), default="round7", help="settings run")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="searches use seeds from here (fresh: 20+)"
+    )
+    parser.add_argument(
+        "--only", type=int, action="append", help="the grid's setting N only (with the default)"
+    )
     parser.add_argument("--curves", type=Path, action="append", help="banks (default: choosing)")
     args = parser.parse_args(argv)
     paths = args.curves or [HERE / "curves" / b for b in CHOSEN_ON if b.startswith("selection/")]
@@ -305,17 +312,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(pool) >= FEEDBACK_MIN_POOL and pool[0].test_loss:
             pools[path.stem] = pool
 
-    fulls = {b: [_run((p, s), NoStopping()) for s in range(args.seeds)] for b, p in pools.items()}
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    fulls = {b: [_run((p, s), NoStopping()) for s in seeds] for b, p in pools.items()}
     print(f"banks: {', '.join(pools)}; {args.seeds} TPE searches each", flush=True)
     baseline: list[float] | None = None
-    for name, budget, params in GRIDS[args.grid]:
+    grid = GRIDS[args.grid]
+    if args.only:
+        grid = [grid[0], *(grid[i] for i in args.only if i > 0)]
+    for name, budget, params in grid:
         scores: list[Score] = []
         per = []
         for bank, pool in pools.items():
             horizon = max(c.epochs for c in pool)
             mine = [
                 Score.against(_run((pool, s), candidate(name, horizon, budget, **params)), f, {})
-                for s, f in enumerate(fulls[bank])
+                for s, f in zip(seeds, fulls[bank], strict=True)
             ]
             per.append(
                 f"{bank} {statistics.fmean(x.fraction for x in mine):.2f}/"

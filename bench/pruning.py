@@ -981,7 +981,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(schedule_table(cheapest))
         held = {Path(n).stem for n in HELD_OUT}
-        choosing = {k: v for k, v in every.items() if k not in held}
+        # the selection banks only: they run 20-30 epochs, where the digits banks' 12-20 would
+        # bar every rung past epoch 11 from a schedule shared with them
+        chosen = {Path(n).stem for n in CHOSEN_ON if n.startswith("selection/")}
+        choosing = {k: v for k, v in every.items() if k in chosen}
         if args.chosen and choosing:
             print()
             print(fixed_schedule_lines(choosing, {k: v for k, v in every.items() if k in held}))
