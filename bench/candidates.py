@@ -17,8 +17,9 @@ here, runnable, so the evidence can be checked and the ideas are not tried again
 
 Round 8 added ``schedule``: halving with explicit rungs, each keeping its own share (a gentle
 cut early, a hard one later: the shape of the cheapest schedules ``bench/pruning.py
---predictability`` finds in hindsight). Rejected too: no setting beat the default by more than
-a standard error of the paired score difference.
+--predictability`` finds in hindsight). Rejected too: the best of its 72 settings beat the
+default by 1.2 standard errors of the paired score difference on the grid's searches, and was
+within noise of it on 40 fresh searches per bank (bench/RESULTS.md, "Round 8").
 
 Every line prints the setting's epoch fraction / best val loss ratio / share within 1 % / the
 export's test loss ratio, the score (fraction + 5 x (ratio - 1), mean ± standard error) and

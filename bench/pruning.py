@@ -19,7 +19,9 @@ epoch through each stopping policy. Reports:
   spares many.
 - ``--orders`` (issue 4): reorderings of one pool, with the equal-budget comparison to ASHA.
 - ``--predictability`` (round 7): per bank, how well the ranking at an early epoch foretells a
-  24-configuration search's winner, and what share of the search a rank rule must keep there.
+  24-configuration search's winner, and what share of the search a rank rule must keep there;
+  then (round 8) the cheapest rank schedules with up to three rungs, per bank in hindsight, and
+  the one schedule fixed for all the choosing selection banks, replayed on the held-out ones.
 
 On banks with a test split (``bench/curves/selection``) every frontier also scores the trial
 the product would export (the lowest val loss, at its best epoch) by its test loss against no
