@@ -426,7 +426,7 @@ def predictability_table(per_bank: dict[str, list[Predictability]], at: Sequence
 
 
 SCHEDULE_KEEPS = (1 / 24, 1 / 12, 1 / 8, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3)
-"""Shares of the survivors a rung of :func:`cheapest_schedules` may keep."""
+"""Shares of the survivors a rung of :func:`schedules` may keep."""
 COARSE_RUNGS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 """Rung epochs ``--predictability`` tries for three-rung schedules (two rungs try every one)."""
 
@@ -502,17 +502,11 @@ def schedules(
 
 
 def cheapest_schedules(
-    curves: Sequence[Curve],
-    max_rungs: int = 2,
-    rung_grid: Sequence[int] | None = None,
-    n_searches: int = 500,
-    size: int = 24,
-    seed: int = 0,
-    hit: float = 0.9,
+    found: Sequence[Schedule], max_rungs: int = 2, hit: float = 0.9
 ) -> list[Schedule]:
-    """The cheapest schedule with at most 1, 2, ... ``max_rungs`` rungs that keeps a
-    configuration within 1 % of the search's best in ``hit`` of random ``size``-configuration
-    searches, chosen per pool in hindsight (:func:`schedules`).
+    """The cheapest of ``found`` (:func:`schedules` of one pool) with at most 1, 2, ...
+    ``max_rungs`` rungs that keeps a configuration within 1 % of the search's best in ``hit``
+    of the searches: chosen per pool in hindsight.
 
     A lower bound on what a rank rule (halving, ASHA, median) spends on the pool at that
     quality, as long as it reads only the rank by best val loss so far: a rule that also
@@ -522,10 +516,9 @@ def cheapest_schedules(
         For each rung count 1 .. ``max_rungs``, the cheapest schedule with at most that many
         rungs (left out where none reaches ``hit``).
     """
-    every = schedules(curves, max_rungs, rung_grid, n_searches, size, seed)
     out = []
     for n in range(1, max_rungs + 1):
-        fit = [x for x in every if len(x.rungs) <= n and x.hit >= hit]
+        fit = [x for x in found if len(x.rungs) <= n and x.hit >= hit]
         if fit:
             out.append(min(fit, key=lambda x: x.fraction))
     return out
@@ -972,12 +965,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if len(pool) < FEEDBACK_TRIALS:
                 continue
             every[name] = schedules(pool, 2, None, args.seeds or 500)
-            upto2 = [
-                min(fit, key=lambda x: x.fraction)
-                for n in (1, 2)
-                if (fit := [x for x in every[name] if len(x.rungs) <= n and x.hit >= 0.9])
-            ]
-            coarse = cheapest_schedules(pool, 3, COARSE_RUNGS, args.seeds or 500)
+            upto2 = cheapest_schedules(every[name], 2)
+            coarse = cheapest_schedules(schedules(pool, 3, COARSE_RUNGS, args.seeds or 500), 3)
             three = min([*upto2, *coarse], key=lambda r: r.fraction, default=None)
             cheapest[name] = upto2 + ([three] if three is not None else [])
         print()

@@ -330,7 +330,7 @@ def _crossing_pool(crossing: bool) -> list[Curve]:
 def test_cheapest_schedules_keep_the_winner_at_the_least_spend(
     crossing: bool, rungs: tuple[int, ...], fraction: float
 ) -> None:
-    one, two = bench.cheapest_schedules(_crossing_pool(crossing), 2, n_searches=40)
+    one, two = bench.cheapest_schedules(bench.schedules(_crossing_pool(crossing), 2, n_searches=40))
     assert one.rungs == rungs and one.keeps == (1 / 24,)
     assert one.fraction == pytest.approx(fraction)
     assert one.hit == 1.0
@@ -353,7 +353,7 @@ def test_a_second_rung_pays_where_a_gentle_early_cut_keeps_the_late_winner() -> 
         settled = first if hopeless else 0.5 - 0.01 * i
         val = tuple([first] * 5 + [settled] * (EPOCHS - 5))
         pool.append(Curve(str(i), {}, val, _falling(1.0, 0.01)))
-    one, two = bench.cheapest_schedules(pool, 2, n_searches=5)
+    one, two = bench.cheapest_schedules(bench.schedules(pool, 2, n_searches=5))
     assert (one.rungs, one.fraction) == ((6,), pytest.approx(150 / 288))
     assert (two.rungs, two.fraction) == ((1, 6), pytest.approx(90 / 288))
     assert two.label() == "e1 keep 1/2, e6 keep 1/24"  # 1 of the 12 survivors
