@@ -508,9 +508,10 @@ def cheapest_schedules(
     ``max_rungs`` rungs that keeps a configuration within 1 % of the search's best in ``hit``
     of the searches: chosen per pool in hindsight.
 
-    A lower bound on what a rank rule (halving, ASHA, median) spends on the pool at that
-    quality, as long as it reads only the rank by best val loss so far: a rule that also
-    stops trials after their peak, or reads the curve's shape, is not bounded by it.
+    Within the grid of rungs and shares tried, a lower bound on what a rank rule (halving,
+    ASHA, median) spends on the pool at that quality, as long as it reads only the rank by
+    best val loss so far: a rule that also stops trials after their peak, or reads the curve's
+    shape, is not bounded by it.
 
     Returns:
         For each rung count 1 .. ``max_rungs``, the cheapest schedule with at most that many
