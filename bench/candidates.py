@@ -61,13 +61,7 @@ from pruning import (  # noqa: E402
 
 from overfit_search.pruning import OverfitJudge, make_rule, preset  # noqa: E402
 from overfit_search.pruning.base import Firing  # noqa: E402
-from overfit_search.pruning.budget import (  # noqa: E402
-    HalvingRule,
-    _bests_at,
-    _excess,
-    _noise,
-    _quantile,
-)
+from overfit_search.pruning.budget import HalvingRule, _noise  # noqa: E402
 
 
 class ReachRule:
@@ -161,15 +155,16 @@ class BacktestedHalving(HalvingRule):
 class ScheduleHalving:
     """Asynchronous successive halving with explicit rungs, each keeping its own share.
 
-    At epoch ``rungs[i]`` a trial continues if its best val loss so far is within the best
-    ``keeps[i]`` of the trials that reached that epoch (itself included), with the halving
-    rule's tolerance of ``z`` noise units; with fewer than ``min_trials`` there, nothing stops.
-    The shape the hindsight-cheapest two-rung schedules of ``bench/pruning.py
-    --predictability`` take on most banks: a gentle cut at epoch 1-2, a hard one later.
+    At epoch ``rungs[i]`` the default's :class:`HalvingRule` judges the trial with
+    ``reduction_factor = 1 / keeps[i]``: it continues if its best val loss so far is within the
+    best ``keeps[i]`` of the trials that reached that epoch (itself included), with a tolerance
+    of ``z`` noise units; with fewer than ``min_trials`` there, nothing stops. The shape the
+    hindsight-cheapest two-rung schedules of ``bench/pruning.py --predictability`` take on most
+    banks: a gentle cut at epoch 1-2, a hard one later.
 
     Args:
         rungs: Increasing epochs.
-        keeps: The share each rung keeps, in (0, 1].
+        keeps: The share each rung keeps, in (0, 1).
         min_trials: Trials that must have reached a rung before it stops any.
         z: Noise multiples of tolerance.
     """
@@ -185,25 +180,15 @@ class ScheduleHalving:
     ) -> None:
         if len(rungs) != len(keeps) or list(rungs) != sorted(set(rungs)):
             raise ValueError(f"rungs {rungs} must increase and match keeps {keeps}")
-        self.keep_at = dict(zip(rungs, keeps, strict=True))
-        self.min_trials, self.z = min_trials, z
+        self.rule_at = {
+            rung: HalvingRule(rung, 1.0 / keep, min_trials, z)
+            for rung, keep in zip(rungs, keeps, strict=True)
+        }
 
     def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
-        """Fire at a rung if the trial's best so far is out of that rung's share, past noise."""
-        t = len(val_loss)
-        keep = self.keep_at.get(t)
-        if keep is None or not all(map(math.isfinite, val_loss)):
-            return None
-        own = min(val_loss)
-        at_rung = _bests_at(peers, t)
-        if len(at_rung) + 1 < self.min_trials:
-            return None
-        cutoff = _quantile([own, *at_rung], keep)
-        tolerance = self.z * _noise(val_loss, peers)
-        excess = _excess(own, cutoff, tolerance)
-        if excess is None:
-            return None
-        return Firing("halving", excess, 100.0 * tolerance, t, f"schedule cutoff {cutoff:.4f}")
+        """At a rung, the firing of that rung's halving rule."""
+        rule = self.rule_at.get(len(val_loss))
+        return None if rule is None else rule.check(val_loss, peers)
 
 
 def candidate(
