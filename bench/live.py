@@ -78,10 +78,10 @@ def _apply(doc: dict[str, Any], overrides: dict[str, Any]) -> None:
         doc.setdefault(section, {})[key] = value
 
 
-def _rebuilt_mobilenet_32() -> str:
-    from _record import rebuild_mobilenet
+def _resolve(overrides: dict[str, Any]) -> dict[str, Any]:
+    from _record_selection import resolve
 
-    return f"file:{rebuild_mobilenet(32)}"
+    return resolve(overrides)
 
 
 def sweep_doc(
@@ -89,22 +89,19 @@ def sweep_doc(
     trials: int,
     setup: str | None = None,
     seed: int | None = None,
-    mobilenet_32: Callable[[], str] = _rebuilt_mobilenet_32,
+    resolve: Callable[[dict[str, Any]], dict[str, Any]] = _resolve,
 ) -> dict[str, Any]:
     """The sweep file of one live sweep: ``sweeps/demo.yaml`` with the setup's overrides, the
     policy's ``pruning`` section, ``trials`` and ``study.seed`` (when given).
 
-    ``mobilenet_32`` resolves a setup's ``MOBILENET_32`` backbone placeholder (default: the
-    fixture rebuilt at 32 px, as the bank was recorded).
+    ``resolve`` makes a setup's placeholders real (default: ``_record_selection.resolve``: the
+    fixture rebuilt at the bank's size, the photo patch set written), as the bank was recorded.
     """
     doc = yaml.safe_load((ROOT / "sweeps" / "demo.yaml").read_text())
     if setup is not None:
-        from _record_selection import MOBILENET_32, SELECTION_SETUPS
+        from _record_selection import SELECTION_SETUPS
 
-        overrides = dict(SELECTION_SETUPS[setup])
-        if overrides.get("model.backbone") == MOBILENET_32:
-            overrides["model.backbone"] = mobilenet_32()
-        _apply(doc, overrides)
+        _apply(doc, resolve(dict(SELECTION_SETUPS[setup])))
     pruning = {**doc.get("pruning", {}), **POLICIES[policy]}
     doc["pruning"] = {k: v for k, v in pruning.items() if v is not None}
     doc["study"]["trials"] = trials

@@ -47,8 +47,15 @@ def test_every_policy_is_a_valid_sweep(policy: str, tmp_path: Path) -> None:
         assert sweep.pruning.rule.name == "peak"
 
 
+def _stand_in(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Resolves the backbone placeholder to a file name, without rebuilding anything."""
+    if str(overrides.get("model.backbone", "")).startswith("mobilenetv2-fixture@"):
+        return {**overrides, "model.backbone": "file:/m32.keras"}
+    return overrides
+
+
 def test_a_mobilenet_setup_gets_the_rebuilt_backbone_and_its_own_overrides() -> None:
-    doc = live.sweep_doc("default", 6, "mn2-all10", 3, mobilenet_32=lambda: "file:/m32.keras")
+    doc = live.sweep_doc("default", 6, "mn2-all10", 3, resolve=_stand_in)
     assert doc["model"]["backbone"] == "file:/m32.keras"
     assert doc["data"]["validation_fraction"] == 0.6
     assert doc["search"]["learning_rate"] == {"low": 2.0e-5, "high": 1.0e-3, "log": True}
@@ -56,12 +63,19 @@ def test_a_mobilenet_setup_gets_the_rebuilt_backbone_and_its_own_overrides() -> 
     assert doc["name"] == "mn2-all10-default-seed3"
 
 
-def test_a_setup_without_the_placeholder_never_rebuilds_the_backbone() -> None:
-    def refuse() -> str:
-        raise AssertionError("rebuilt a backbone the setup does not use")
+def test_a_setup_without_placeholders_never_rebuilds_or_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import _photos
+    import _record
 
+    def refuse(*args: Any) -> None:
+        raise AssertionError("made a backbone or photo set the setup does not use")
+
+    monkeypatch.setattr(_record, "rebuild_mobilenet", refuse)
+    monkeypatch.setattr(_photos, "write_photo_set", refuse)
     demo = yaml.safe_load((live.ROOT / "sweeps" / "demo.yaml").read_text())
-    doc = live.sweep_doc("none", 4, "lo-679", mobilenet_32=refuse)
+    doc = live.sweep_doc("none", 4, "lo-679")
     assert doc["model"]["backbone"] == demo["model"]["backbone"]
     assert doc["pruning"]["rule"] == {"name": "none"}
     assert doc["name"] == "lo-679-none"
