@@ -8,8 +8,9 @@ other presets; ``rf3``: round 6's factor-3 ``balanced``) and prints, per policy,
 as a fraction of trials x max_epochs, the best val_loss and its gap, and the wall time.
 ``--setup NAME`` runs one of the selection-bank setups instead (``bench/_record_selection.py``:
 the demo with that setup's data, train and search overrides), so a held-out curve bank's replay
-can be checked live, with TPE's feedback; ``mn2-all10`` gets the fixture's MobileNetV2 rebuilt
-at 32 px, as its bank was recorded. Run::
+can be checked live, with TPE's feedback; ``mn2-all10`` and ``mn2-photos`` get the fixture's
+MobileNetV2 rebuilt at their bank's size and ``mn2-photos`` its photo patch set, as their banks
+were recorded. Run::
 
     OVERFIT_SEARCH_CACHE=... nice -n 10 python bench/live.py [--trials 24] [--out /tmp/live]
     python bench/live.py --setup ov-59-hilr --policies default none asha [--seed 1]
