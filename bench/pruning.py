@@ -193,11 +193,17 @@ CHOSEN_ON = (
 held out). Rounds 1 and 2 held out digits-small, digits10, mobilenetv2 and the four selection
 banks, round 3 ov-59-hilr and ov-all10; round 4 chose on all twelve, so none of them is held out
 any more."""
-HELD_OUT = ("selection/lo-679.csv", "selection/lo-all10.csv", "selection/mn2-all10.csv")
+HELD_OUT = (
+    "selection/lo-679.csv",
+    "selection/lo-all10.csv",
+    "selection/mn2-all10.csv",
+    "selection/mn2-photos.csv",
+)
 """The held-out banks the frontier and the ``--quick`` summary are reported on: ``lo-679`` and
 ``lo-all10`` recorded for round 4 and replayed only after its choice was committed;
-``mn2-all10`` (the MobileNetV2 fixture) recorded in round 7 and committed before its first
-replay, with the round-5 default unchanged."""
+``mn2-all10`` (the MobileNetV2 fixture on digits) recorded in round 7 and ``mn2-photos`` (the
+fixture on photographs) in round 9, each committed before its first replay, with the round-5
+default unchanged."""
 SUBSET_SIZE = 30
 TOP_KS = (3, 5)
 
