@@ -78,6 +78,13 @@ rates up to 3e-2 (another sample seed) had best epochs 22 and 18 of 30, and ever
 above 0.015 sat at chance for all 30 epochs, so the range stops at 1.2e-2. Measured on the
 banks: the median best epoch is still 22-24 of 25-30 (bench/RESULTS.md, issue 18 round 3)."""
 
+_MOBILENET: dict[str, Any] = {
+    "search.dropout": {"low": 0.0, "high": 0.5},
+    "search.l2": {"low": 1.0e-6, "high": 1.0e-3, "log": True},
+    "search.augmentation": {"low": 0.0, "high": 0.2},
+}
+"""The search ranges the MobileNetV2 fixture's setups share (rounds 7 and 9)."""
+
 MOBILENET_32 = "mobilenetv2-fixture@32"
 """A ``model.backbone`` placeholder: the fixture's MobileNetV2 rebuilt at 32 px
 (``_record.rebuild_mobilenet``), resolved when a bank is recorded. ``mobilenetv2-fixture@N``
@@ -208,11 +215,9 @@ SELECTION_SETUPS: dict[str, dict[str, Any]] = {
         "data.validation_fraction": 0.6,
         "data.seed": 40,
         "train.batch_size": 4,
-        "search.dropout": {"low": 0.0, "high": 0.5},
-        "search.l2": {"low": 1.0e-6, "high": 1.0e-3, "log": True},
+        **_MOBILENET,
         "search.learning_rate": {"low": 2.0e-5, "high": 1.0e-3, "log": True},
         "search.frozen_fraction": {"low": 0.6, "high": 0.95},
-        "search.augmentation": {"low": 0.0, "high": 0.2},
     },
     # Round 9 (2026-11-29): the MobileNetV2 fixture on natural photographs (PHOTOS: which of
     # ten photographs a patch comes from, training and validation patches from disjoint parts
@@ -230,11 +235,9 @@ SELECTION_SETUPS: dict[str, dict[str, Any]] = {
         "data.image_size": 48,
         "data.seed": 50,
         "train.batch_size": 4,
-        "search.dropout": {"low": 0.0, "high": 0.5},
-        "search.l2": {"low": 1.0e-6, "high": 1.0e-3, "log": True},
+        **_MOBILENET,
         "search.learning_rate": {"low": 3.0e-5, "high": 6.0e-4, "log": True},
         "search.frozen_fraction": {"low": 0.75, "high": 1.0},
-        "search.augmentation": {"low": 0.0, "high": 0.2},
     },
 }
 """Selection setups (``--setup NAME``): overrides of ``sweeps/demo.yaml``."""
