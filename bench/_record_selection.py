@@ -221,12 +221,13 @@ SELECTION_SETUPS: dict[str, dict[str, Any]] = {
     },
     # Round 9 (2026-11-29): the MobileNetV2 fixture on natural photographs (PHOTOS: which of
     # ten photographs a patch comes from, training and validation patches from disjoint parts
-    # of each), the steep-turn regime of the user reports that digits never reached; a
-    # held-out bank for the stopping default, committed before its first replay. Probed on 3
-    # configurations of another sample (--sample-seed 99) per range: learning rates near 1e-3
-    # with 95 % frozen sat at chance (training loss above ln 10); 2e-5-6e-5 with 80-87 % frozen
-    # fell smoothly to a plateau (best epoch 14-16 of 16); 4e-4 at 93 % frozen turned at
-    # epoch 9 and climbed, noisily. Hence 3e-5-6e-4 and 75-100 % frozen: both kinds in one pool.
+    # of each), aimed at the steep-turn regime of the user reports that digits never reached
+    # (measured: median best epoch 12 of 16, 9 of 60 at their best by epoch 5; RESULTS.md
+    # round 9); a held-out bank for the stopping default, committed before its first replay.
+    # Probed on 3 configurations of another sample (--sample-seed 99) per range: learning
+    # rates near 1e-3 with 95 % frozen sat at chance (training loss above ln 10); 2e-5-6e-5
+    # with 80-87 % frozen fell smoothly to a plateau (best epoch 14-16 of 16); 4e-4 at 93 %
+    # frozen turned at epoch 9 and climbed, noisily. Hence 3e-5-6e-4 and 75-100 % frozen.
     "mn2-photos": {
         "train.max_epochs": 16,
         "model.backbone": f"{MOBILENET_PREFIX}48",
@@ -460,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or SELECTION_DIR / f"{args.setup}{RESEED_SUFFIX}.csv"
         record_selection(
             args.setup, out, args.configs, args.sample_seed, args.epochs, args.reseed,
-            RESEED_OFFSET,
+            RESEED_OFFSET, (k, n),
         )  # fmt: skip
     else:
         out = args.out or SELECTION_DIR / f"{args.setup}.csv"
