@@ -85,11 +85,11 @@ _MOBILENET: dict[str, Any] = {
 }
 """The search ranges the MobileNetV2 fixture's setups share (rounds 7 and 9)."""
 
-MOBILENET_32 = "mobilenetv2-fixture@32"
-"""A ``model.backbone`` placeholder: the fixture's MobileNetV2 rebuilt at 32 px
-(``_record.rebuild_mobilenet``), resolved when a bank is recorded. ``mobilenetv2-fixture@N``
-names it at N px."""
 MOBILENET_PREFIX = "mobilenetv2-fixture@"
+"""A ``model.backbone`` placeholder is this prefix and a size: the fixture's MobileNetV2 rebuilt
+at that many px (``_record.rebuild_mobilenet``), resolved by :func:`resolve`."""
+MOBILENET_32 = f"{MOBILENET_PREFIX}32"
+"""The fixture rebuilt at 32 px (``mn2-all10``)."""
 
 PHOTOS = "photo-patches"
 """A ``data.dir`` placeholder: the patch set of ten bundled photographs (``_photos``), written

@@ -49,7 +49,9 @@ def test_every_policy_is_a_valid_sweep(policy: str, tmp_path: Path) -> None:
 
 def _stand_in(overrides: dict[str, Any]) -> dict[str, Any]:
     """Resolves the backbone placeholder to a file name, without rebuilding anything."""
-    if str(overrides.get("model.backbone", "")).startswith("mobilenetv2-fixture@"):
+    from _record_selection import MOBILENET_PREFIX
+
+    if str(overrides.get("model.backbone", "")).startswith(MOBILENET_PREFIX):
         return {**overrides, "model.backbone": "file:/m32.keras"}
     return overrides
 
