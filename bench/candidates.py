@@ -191,6 +191,73 @@ class ScheduleHalving:
         return None if rule is None else rule.check(val_loss, peers)
 
 
+def _ranks(values: Sequence[float]) -> list[float]:
+    """Ranks from 1, ties sharing their mean rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation (0 when either side has no spread)."""
+    rx, ry = _ranks(x), _ranks(y)
+    mx, my = statistics.fmean(rx), statistics.fmean(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    sxx = sum((a - mx) ** 2 for a in rx)
+    syy = sum((b - my) ** 2 for b in ry)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else 0.0
+
+
+class TrustHalving:
+    """Halving that cuts harder at a rung where the study's own trials show its ranking holds.
+
+    At a rung ``t`` the study's trials that ran at least ``2 t`` epochs are the reference:
+    the rank correlation between their best up to ``t`` and their best so far says how well a
+    ranking at ``t`` predicts the later one in this study. With ``min_ref`` or more of them and
+    a correlation of ``rho`` or more, the rung judges with ``trusted_z`` noise units of
+    tolerance; otherwise with the default's (``z`` of ``halving``). The reference trials are the
+    survivors of the rung, a range that understates the correlation: the rule errs towards
+    caution.
+
+    Args:
+        rho: The correlation a rung needs to be trusted.
+        trusted_z: The tolerance of a trusted rung.
+        min_ref: Reference trials a rung needs to be trusted.
+        **halving: :class:`HalvingRule`'s parameters (the untrusted rung's).
+    """
+
+    name = "halving"
+
+    def __init__(
+        self, rho: float = 0.5, trusted_z: float = 0.0, min_ref: int = 6, **halving: Any
+    ) -> None:
+        self.rho, self.min_ref = rho, min_ref
+        self.rule = HalvingRule(**halving)
+        self.trusted = HalvingRule(**{**halving, "z": trusted_z})
+
+    def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
+        """The trusted rung's firing where the study's ranking held at this rung, else the
+        default's."""
+        t = len(val_loss)
+        if t == 0 or not self.rule.is_rung(t):
+            return None
+        ref = [p for p in peers if len(p) >= 2 * t and all(map(math.isfinite, p))]
+        if (
+            len(ref) >= self.min_ref
+            and spearman([min(p[:t]) for p in ref], [min(p) for p in ref]) >= self.rho
+        ):
+            return self.trusted.check(val_loss, peers)
+        return self.rule.check(val_loss, peers)
+
+
 def candidate(
     name: str, horizon: int, budget: dict[str, Any] | None = None, **params: Any
 ) -> Judge:
@@ -208,6 +275,8 @@ def candidate(
         rule_b = BacktestedHalving(**params, **halving)
     elif name == "schedule":
         rule_b = ScheduleHalving(**params)
+    elif name == "trust":
+        rule_b = TrustHalving(**params, **halving)
     elif name == "default":
         rule_b = HalvingRule(**halving)
     else:
@@ -266,7 +335,40 @@ SCHEDULE_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 ]
 """Round 8: two-rung schedules in the shape of the hindsight-cheapest ones (a gentle cut at
 epoch 1-2, a hard one at 6-12), with and without the noise tolerance."""
-GRIDS = {"round7": GRID, "schedule": SCHEDULE_GRID}
+HALVING_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default", {}, {}),
+    *[
+        ("default", budget, {})
+        for first in (1, 2)
+        for factor in (3.0, 4.0)
+        for least in (3, 5)
+        for z in (0.0, 0.5, 1.0)
+        if (
+            budget := {"first_rung": first, "reduction_factor": factor, "min_trials": least, "z": z}
+        )
+        != {"first_rung": 2, "reduction_factor": 4.0, "min_trials": 5, "z": 1.0}
+    ],
+]
+"""Round 10: the default's halving settings around its own (first rung 1 or 2, factor 3 or 4,
+3 or 5 trials a rung, tolerance 0-1 noise units), measured on the live-order banks of the
+choosing setups (``bench/live_order.py --grid halving``) and with feedback here."""
+TRUST_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default", {}, {}),
+    *[
+        ("trust", {}, {"rho": rho, "trusted_z": z, "min_ref": m})
+        for rho in (0.3, 0.5, 0.7)
+        for z in (0.0, 0.5)
+        for m in (4, 6)
+    ],
+]
+"""Round 10: the default, whose halving rungs cut with no (or half the) tolerance where the
+study's own trials show the rung's ranking held (``TrustHalving``)."""
+GRIDS = {
+    "round7": GRID,
+    "schedule": SCHEDULE_GRID,
+    "halving": HALVING_GRID,
+    "trust": TRUST_GRID,
+}
 
 
 def _mean_se(values: Sequence[float], fmt: str = ".3f") -> str:

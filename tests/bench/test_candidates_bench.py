@@ -77,3 +77,39 @@ def test_a_schedule_waits_for_peers_and_refuses_rungs_out_of_order() -> None:
     assert rule.check([1.25], SCHEDULE_PEERS) is None
     with pytest.raises(ValueError, match="must increase"):
         candidates.ScheduleHalving(rungs=(6, 1), keeps=(1 / 2, 1 / 6))
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "rho"),
+    [
+        ([1, 2, 3, 4], [10, 20, 30, 40], 1.0),
+        ([1, 2, 3, 4], [4, 3, 2, 1], -1.0),
+        ([1, 1, 2, 2], [1, 2, 3, 4], 2 / 5**0.5),  # ties share their mean rank
+        ([1, 1, 1], [1, 2, 3], 0.0),  # no spread
+    ],
+)
+def test_spearman(x: list[float], y: list[float], rho: float) -> None:
+    assert candidates.spearman(x, y) == pytest.approx(rho)
+
+
+def _noisy(level: float, epochs: int = 8) -> list[float]:
+    """A curve at ``level`` with 10 % epoch-to-epoch wobble (so the measured noise is large)."""
+    return [level * (1.0 + 0.1 * (-1) ** e) for e in range(epochs)]
+
+
+def test_trust_cuts_without_tolerance_only_where_the_studys_ranking_held() -> None:
+    # 4.8 % above the rung's cutoff at epoch 2: inside the default's tolerance (1 x noise, 24 %)
+    trial = [1.25, 1.15]
+    rule = candidates.TrustHalving(
+        rho=0.5, trusted_z=0.0, min_ref=4, first_rung=2, reduction_factor=4.0, min_trials=5
+    )
+    levels = (1.0, 1.2, 1.4, 1.6, 1.8)
+    held = [_noisy(level) for level in levels]  # the epoch-2 order is the final order
+    assert rule.check(trial, held) is not None
+    assert rule.rule.check(trial, held) is None  # the default's rung keeps it
+    # the same peers up to epoch 2, their later bests in the reverse order: not trusted
+    turned = [_noisy(level)[:2] + _noisy(0.9 - 0.1 * i)[2:] for i, level in enumerate(levels)]
+    assert candidates.spearman([min(p[:2]) for p in turned], [min(p) for p in turned]) < 0
+    assert rule.check(trial, turned) is None
+    # too few reference trials that ran twice the rung: not trusted either
+    assert rule.check(trial, [p[:3] for p in held]) is None

@@ -1,0 +1,257 @@
+"""Replay stopping policies over a live sweep's own trials, in the order the sampler proposed them.
+
+The replay with feedback (``bench/pruning.py --feedback``) snaps each of TPE's proposals to the
+nearest unused configuration of a 60-configuration bank; live, TPE proposes near-twins of the
+leaders instead, and the default has spent more live than in that replay on every setup tried
+(0.61-0.68 of the epochs on the MobileNetV2 setups where the replay said 0.46). This replay
+starts from a live sweep with no stopping (``bench/live.py --policies none``): every trial ran
+to the end, so each has its whole curve, and the trials stand in the order TPE proposed them.
+Each policy is replayed over those curves in that order, 2 at a time as ``bench/live.py`` runs
+them, against the sweep's own best.
+
+What it leaves out: a policy's stops change what TPE is told, and so, in a live sweep of that
+policy, the later proposals. ``--check`` measures how much that matters: it replays the
+policies that also ran live on the same setup and seed and prints both.
+
+Usage::
+
+    # a live no-stopping sweep becomes an ordered bank (config = trial number)
+    python bench/live.py --setup ov-59-hilr --seed 0 --policies none --out /tmp/live/ov-59-hilr-s0
+    python bench/live_order.py --convert /tmp/live/ov-59-hilr-s0/ov-59-hilr-none-seed0 \\
+        --out bench/curves/live/ov-59-hilr-s0.csv
+    python bench/live_order.py                      # every policy on the committed live banks
+    python bench/live_order.py --check /tmp/live/mn2-photos-s0   # replay against live sweeps
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from _policies import Curve, PolicyFactory, ReplayResult, frontier_policies, replay  # noqa: E402
+from pruning import HELD_OUT, KNOBS, load_curves  # noqa: E402
+
+LIVE_BANKS = HERE / "curves" / "live"
+CONCURRENCY = 2
+"""Trials side by side, as ``bench/live.py`` runs its sweeps."""
+HELD_OUT_SETUPS = frozenset(Path(b).stem for b in HELD_OUT)
+"""Setups whose live banks are reported, never chosen on (the held-out curve banks' setups)."""
+
+
+def setup_of(bank: Path) -> str:
+    """The setup a live bank was recorded on: its file name without ``-sSEED``."""
+    return bank.stem.rsplit("-s", 1)[0]
+
+
+def convert(sweep: Path, out: Path) -> int:
+    """Write a live no-stopping sweep's histories as a curve bank, config = trial number.
+
+    Args:
+        sweep: A ``bench/live.py`` sweep folder (``histories.csv`` and ``trials.csv``).
+        out: The CSV to write (``bench/pruning.py``'s curve format).
+
+    Returns:
+        The number of trials written.
+
+    Raises:
+        ValueError: A trial stopped early, or did not complete (its curve would be partial).
+    """
+    with (sweep / "trials.csv").open(newline="") as fh:
+        trials = {row["number"]: row for row in csv.DictReader(fh)}
+    epochs = {int(t["epochs_run"]) for t in trials.values()}
+    bad = [n for n, t in trials.items() if t["state"] != "COMPLETE" or t["stopped_early"] == "True"]
+    if bad or len(epochs) != 1:
+        raise ValueError(
+            f"{sweep}: trials {bad or sorted(trials)} did not all run the same number of epochs "
+            "to the end; convert a sweep with no stopping (--policies none)"
+        )
+    columns = ["config", "epoch", *KNOBS, "val_loss", "train_eval_loss", "gap", "epoch_seconds"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with (sweep / "histories.csv").open(newline="") as src, out.open("w", newline="") as dst:
+        writer = csv.DictWriter(dst, columns)
+        writer.writeheader()
+        rows = sorted(csv.DictReader(src), key=lambda r: (int(r["trial"]), int(r["epoch"])))
+        for row in rows:
+            trial = trials[row["trial"]]
+            writer.writerow(
+                {
+                    "config": row["trial"],
+                    "epoch": row["epoch"],
+                    **{k: trial.get(f"param_{k}", "") for k in KNOBS},
+                    **{k: row[k] for k in ("val_loss", "train_eval_loss", "gap", "epoch_seconds")},
+                }
+            )
+    return len(trials)
+
+
+def replay_order(curves: Sequence[Curve], factory: PolicyFactory, seed: int = 0) -> ReplayResult:
+    """One policy over ``curves`` in their (the sampler's) order, :data:`CONCURRENCY` at a time."""
+    horizon = max(c.epochs for c in curves)
+    return replay(list(curves), factory(seed, horizon), CONCURRENCY)
+
+
+def row(curves: Sequence[Curve], result: ReplayResult) -> tuple[float, float]:
+    """``(epoch fraction, best val loss / the sweep's best)`` of a replay over a live bank."""
+    total = sum(c.epochs for c in curves)
+    best = min(min(c.val_loss) for c in curves)
+    return result.epochs / total, result.best_val_loss / best
+
+
+def table(
+    banks: dict[str, list[Curve]], policies: dict[str, PolicyFactory], markdown: bool = False
+) -> list[str]:
+    """Per policy: each bank's ``fraction / ratio`` and the means over the banks."""
+    names = list(banks)
+    lines = []
+    if markdown:
+        lines.append("| policy | " + " | ".join(names) + " | mean | within 1 % |")
+        lines.append("|---|" + "---|" * (len(names) + 2))
+    for name, factory in policies.items():
+        cells = [row(curves, replay_order(curves, factory)) for curves in banks.values()]
+        fraction = statistics.fmean(c[0] for c in cells)
+        ratio = statistics.fmean(c[1] for c in cells)
+        within = sum(c[1] <= 1.01 for c in cells)
+        text = [f"{f:.2f} / {r:.3f}" for f, r in cells]
+        mean = f"{fraction:.2f} / {ratio:.3f}"
+        if markdown:
+            lines.append(f"| {name} | " + " | ".join(text) + f" | {mean} | {within}/{len(cells)} |")
+        else:
+            lines.append(f"{name:>14}  " + "  ".join(text) + f"  | {mean}  within {within}")
+    return lines
+
+
+def _params(rows: Sequence[dict[str, str]]) -> list[tuple[str, ...]]:
+    """Each trial's knob values, in trial order."""
+    ordered = sorted(rows, key=lambda r: int(r["number"]))
+    return [tuple(r[k] for k in sorted(r) if k.startswith("param_")) for r in ordered]
+
+
+def shared_prefix(a: Sequence[object], b: Sequence[object]) -> int:
+    """How many leading items ``a`` and ``b`` have in common."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def check(folders: Sequence[Path], policies: dict[str, PolicyFactory]) -> list[str]:
+    """For each ``bench/live.py --out`` folder: the order replay of the policies that also ran
+    live there, over its ``none`` sweep's curves, beside the live sweeps' own figures and the
+    number of leading trials whose configuration the live sweep shares with the ``none`` sweep
+    (after those, the sampler, told other outcomes, proposed other configurations)."""
+    lines = []
+    for folder in folders:
+        nones = sorted(folder.glob("*-none-seed*"))
+        for none in (p for p in nones if p.is_dir()):
+            bank = folder / f"{none.name}.order.csv"
+            convert(none, bank)
+            curves = load_curves(bank)
+            bank.unlink()
+            total = sum(c.epochs for c in curves)
+            best = min(min(c.val_loss) for c in curves)
+            prefix, seed = none.name.split("-none-")
+            with (none / "trials.csv").open(newline="") as fh:
+                none_params = _params(list(csv.DictReader(fh)))
+            for live in sorted(folder.glob(f"{prefix}-*-{seed}")):
+                policy = live.name[len(prefix) + 1 : -len(seed) - 1]
+                if policy not in policies or not (live / "trials.csv").is_file():
+                    continue
+                with (live / "trials.csv").open(newline="") as fh:
+                    rows = list(csv.DictReader(fh))
+                spent = sum(int(r["epochs_run"]) for r in rows) / total
+                found = min(float(r["best_val_loss"]) for r in rows if r["best_val_loss"]) / best
+                f, r = row(curves, replay_order(curves, policies[policy]))
+                same = shared_prefix(_params(rows), none_params)
+                lines.append(
+                    f"{prefix} {seed} {policy:>10}: live {spent:.2f} / {found:.3f}, "
+                    f"order replay {f:.2f} / {r:.3f}; first {same} of {len(rows)} trials "
+                    "as in the none sweep"
+                )
+    return lines
+
+
+def grid_table(banks: dict[str, list[Curve]], grid: str, weight: float) -> list[str]:
+    """Every setting of ``bench/candidates.py``'s grid ``grid`` over the banks: its mean epoch
+    fraction / best ratio, the score (fraction + ``weight`` x (ratio - 1), mean ± standard
+    error over the banks) and its paired difference from the grid's first setting (the
+    default's); negative is better."""
+    from candidates import GRIDS, candidate
+
+    lines = []
+    baseline: list[float] | None = None
+    for name, budget, params in GRIDS[grid]:
+
+        def factory(
+            seed: int, horizon: int, n: str = name, b: Any = budget, p: Any = params
+        ) -> Any:
+            return candidate(n, horizon, b, **p)
+
+        cells = [row(curves, replay_order(curves, factory)) for curves in banks.values()]
+        scores = [f + weight * (r - 1.0) for f, r in cells]
+        baseline = baseline or scores
+        diff = [a - b for a, b in zip(scores, baseline, strict=True)]
+        lines.append(
+            f"{name} {budget} {params}: {statistics.fmean(c[0] for c in cells):.3f} / "
+            f"{statistics.fmean(c[1] for c in cells):.4f} / within 1 % "
+            f"{sum(c[1] <= 1.01 for c in cells)}/{len(cells)} / score {_mean_se(scores)} / "
+            f"paired vs default {_mean_se(diff, '+.3f')}"
+        )
+    return lines
+
+
+def _mean_se(values: Sequence[float], fmt: str = ".3f") -> str:
+    """``mean ± standard error``."""
+    se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):{fmt}} ± {se:.3f}"
+
+
+def main(
+    argv: Sequence[str] | None = None, extra: Callable[[], dict[str, PolicyFactory]] | None = None
+) -> int:
+    """Convert a live sweep, replay policies over the live banks, or check against live sweeps."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--convert", type=Path, help="a live no-stopping sweep folder")
+    parser.add_argument("--out", type=Path, help="with --convert: the bank to write")
+    parser.add_argument("--check", type=Path, nargs="+", help="bench/live.py --out folders")
+    parser.add_argument("--curves", type=Path, nargs="+", help="live banks (default: all)")
+    parser.add_argument("--held-out", action="store_true", help="the held-out setups' banks")
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--grid", help="a bench/candidates.py grid instead of the frontier")
+    args = parser.parse_args(argv)
+    policies = {**frontier_policies(), **(extra() if extra else {})}
+    if args.convert:
+        if args.out is None:
+            parser.error("--convert needs --out")
+        print(f"{convert(args.convert, args.out)} trials -> {args.out}")
+        return 0
+    if args.check:
+        print("\n".join(check(args.check, policies)))
+        return 0
+    paths = args.curves or sorted(LIVE_BANKS.glob("*.csv"))
+    paths = [p for p in paths if (setup_of(p) in HELD_OUT_SETUPS) == args.held_out]
+    if not paths:
+        print("no live banks", file=sys.stderr)
+        return 2
+    banks = {p.stem: load_curves(p) for p in paths}
+    kind = "held out" if args.held_out else "choosing"
+    print(f"{kind} live banks, {CONCURRENCY} at a time: epoch fraction / best ratio to the sweep's")
+    if args.grid:
+        from choose_default import WEIGHTS
+
+        print("\n".join(grid_table(banks, args.grid, WEIGHTS["balanced"])))
+        return 0
+    print("\n".join(table(banks, policies, args.markdown)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""bench/live_order.py: a live no-stopping sweep becomes an ordered bank, replayed in its order."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import load_bench
+
+live_order = load_bench("live_order")
+pruning = load_bench("pruning")
+
+
+def _sweep(
+    folder: Path, curves: list[list[float]], stopped: int | None = None, short: int | None = None
+) -> Path:
+    """A ``bench/live.py`` sweep folder with ``trials.csv`` and ``histories.csv`` (trial ``k``'s
+    learning rate is ``1e-4 * (k + 1)``; ``stopped`` marks one trial stopped early, ``short`` one
+    that ran 2 epochs fewer without being stopped, as a failed one)."""
+    folder.mkdir(parents=True)
+    with (folder / "trials.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(
+            [
+                "number",
+                "state",
+                "param_learning_rate",
+                "param_dropout",
+                "epochs_run",
+                "stopped_early",
+                "best_val_loss",
+            ]
+        )
+        for k, curve in enumerate(curves):
+            run = len(curve) - 2 if k == short else len(curve)
+            writer.writerow(
+                [k, "COMPLETE", 1e-4 * (k + 1), 0.1, run, k == stopped, min(curve[:run])]
+            )
+    with (folder / "histories.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["trial", "epoch", "val_loss", "train_eval_loss", "gap", "epoch_seconds"])
+        for k, curve in enumerate(curves):
+            for e, v in enumerate(curve, start=1):
+                writer.writerow([k, e, v, v / 2, v / 2, 1.0])
+    return folder
+
+
+def _curves(n: int = 12, epochs: int = 8) -> list[list[float]]:
+    """``n`` falling curves; trial ``k`` levels off at ``1 + 0.1 * ((5 * k) % n)``."""
+    return [
+        [1 + 0.1 * ((5 * k) % n) + 2 * math.exp(-e) for e in range(1, epochs + 1)] for k in range(n)
+    ]
+
+
+def test_convert_keeps_the_trial_order_knobs_and_curves(tmp_path: Path) -> None:
+    curves = _curves()
+    sweep = _sweep(tmp_path / "s-none-seed0", curves)
+    bank = tmp_path / "bank.csv"
+    assert live_order.convert(sweep, bank) == len(curves)
+    loaded = pruning.load_curves(bank)
+    assert [c.key for c in loaded] == [str(k) for k in range(len(curves))]
+    assert loaded[3].params["learning_rate"] == pytest.approx(4e-4)
+    assert list(loaded[7].val_loss) == pytest.approx(curves[7])
+    assert list(loaded[7].train_eval_loss) == pytest.approx([v / 2 for v in curves[7]])
+
+
+@pytest.mark.parametrize(("stopped", "short"), [(2, None), (None, 5)])
+def test_convert_refuses_a_sweep_that_stopped_trials(
+    tmp_path: Path, stopped: int | None, short: int | None
+) -> None:
+    sweep = _sweep(tmp_path / "s", _curves(), stopped=stopped, short=short)
+    with pytest.raises(ValueError, match="no stopping"):
+        live_order.convert(sweep, tmp_path / "bank.csv")
+
+
+def test_replay_order_runs_none_whole_and_a_rank_rule_cheaper(tmp_path: Path) -> None:
+    live_order.convert(_sweep(tmp_path / "s", _curves()), tmp_path / "bank.csv")
+    curves = pruning.load_curves(tmp_path / "bank.csv")
+    policies = live_order.frontier_policies()
+    none = live_order.row(curves, live_order.replay_order(curves, policies["none"]))
+    assert none == (1.0, 1.0)
+    fraction, ratio = live_order.row(curves, live_order.replay_order(curves, policies["sh-r3"]))
+    assert fraction < 1.0
+    assert ratio >= 1.0
+
+
+def test_check_sets_the_order_replay_beside_the_live_sweep(tmp_path: Path) -> None:
+    curves = _curves()
+    _sweep(tmp_path / "out" / "s-none-seed0", curves)
+    # a live "sh-r3" sweep of the same trials that ran each for 4 epochs
+    _sweep(tmp_path / "out" / "s-sh-r3-seed0", [c[:4] for c in curves])
+    lines = live_order.check([tmp_path / "out"], live_order.frontier_policies())
+    assert [line.split(":")[0].split() for line in lines] == [
+        ["s", "seed0", "none"],
+        ["s", "seed0", "sh-r3"],
+    ]
+    assert "live 0.50 / " in lines[1]
+    assert "first 12 of 12 trials as in the none sweep" in lines[1]
+    assert not list((tmp_path / "out").glob("*.csv"))  # the temporary bank is removed
+
+
+def test_main_splits_choosing_from_held_out_banks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("ov-59-s0", "mn2-photos-s0"):
+        live_order.convert(_sweep(tmp_path / name, _curves()), tmp_path / f"{name}.csv")
+    banks = [tmp_path / "ov-59-s0.csv", tmp_path / "mn2-photos-s0.csv"]
+    assert live_order.main(["--curves", *map(str, banks)]) == 0
+    out = capsys.readouterr().out
+    assert "choosing" in out and "1.00 / 1.000" in out
+    assert live_order.main(["--held-out", "--curves", str(banks[0])]) == 2
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"), [([1, 2, 3], [1, 2, 4], 2), ([1], [1, 2], 1), ([], [1], 0)]
+)
+def test_shared_prefix(a: list[int], b: list[int], expected: int) -> None:
+    assert live_order.shared_prefix(a, b) == expected
