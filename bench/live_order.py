@@ -29,7 +29,7 @@ import argparse
 import csv
 import statistics
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -214,9 +214,7 @@ def _mean_se(values: Sequence[float], fmt: str = ".3f") -> str:
     return f"{statistics.fmean(values):{fmt}} ± {se:.3f}"
 
 
-def main(
-    argv: Sequence[str] | None = None, extra: Callable[[], dict[str, PolicyFactory]] | None = None
-) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Convert a live sweep, replay policies over the live banks, or check against live sweeps."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--convert", type=Path, help="a live no-stopping sweep folder")
@@ -227,7 +225,11 @@ def main(
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--grid", help="a bench/candidates.py grid instead of the frontier")
     args = parser.parse_args(argv)
-    policies = {**frontier_policies(), **(extra() if extra else {})}
+    if args.grid and args.held_out:
+        parser.error(
+            "--grid runs on the choosing live banks only: held-out ones are never tuned on"
+        )
+    policies = frontier_policies()
     if args.convert:
         if args.out is None:
             parser.error("--convert needs --out")

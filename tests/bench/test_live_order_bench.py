@@ -119,3 +119,9 @@ def test_main_splits_choosing_from_held_out_banks(
 )
 def test_shared_prefix(a: list[int], b: list[int], expected: int) -> None:
     assert live_order.shared_prefix(a, b) == expected
+
+
+def test_a_grid_is_refused_on_held_out_banks() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        live_order.main(["--held-out", "--grid", "halving"])
+    assert exit_info.value.code == 2
