@@ -21,6 +21,12 @@ cut early, a hard one later: the shape of the cheapest schedules ``bench/pruning
 default by 1.2 standard errors of the paired score difference on the grid's searches, and was
 within noise of it on 40 fresh searches per bank (bench/RESULTS.md, "Round 8").
 
+Round 10 added ``halving`` (the default's halving settings around its own) and ``trust``
+(``TrustHalving``: a rung cuts without tolerance where the study's trials that ran longer show
+its ranking held), each also replayed over live sweeps' own trials (``bench/live_order.py
+--grid NAME``). Both rejected: the replay with feedback and the live orders disagree
+(bench/RESULTS.md, "Round 10").
+
 Every line prints the setting's epoch fraction / best val loss ratio / share within 1 % / the
 export's test loss ratio, the score (fraction + 5 x (ratio - 1), mean ± standard error) and
 its paired difference from the default's on the same searches (negative: better).
@@ -29,6 +35,7 @@ Usage::
 
     python bench/candidates.py                  # round 7's grid, 20 TPE searches per bank
     python bench/candidates.py --grid schedule  # round 8's two-rung schedules
+    python bench/candidates.py --grid trust     # round 10 (also: --grid halving)
     python bench/candidates.py --seeds 5        # a quick look
     python bench/candidates.py --grid schedule --only 1 --first-seed 20 --seeds 40  # fresh seeds
 """

@@ -184,7 +184,7 @@ def grid_table(banks: dict[str, list[Curve]], grid: str, weight: float) -> list[
     fraction / best ratio, the score (fraction + ``weight`` x (ratio - 1), mean ± standard
     error over the banks) and its paired difference from the grid's first setting (the
     default's); negative is better."""
-    from candidates import GRIDS, candidate
+    from candidates import GRIDS, _mean_se, candidate
 
     lines = []
     baseline: list[float] | None = None
@@ -206,12 +206,6 @@ def grid_table(banks: dict[str, list[Curve]], grid: str, weight: float) -> list[
             f"paired vs default {_mean_se(diff, '+.3f')}"
         )
     return lines
-
-
-def _mean_se(values: Sequence[float], fmt: str = ".3f") -> str:
-    """``mean ± standard error``."""
-    se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):{fmt}} ± {se:.3f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
