@@ -171,8 +171,8 @@ def parse_name(name: str, setups: Iterable[str]) -> tuple[str, str, int | None]:
 
 def collect(roots: Sequence[Path], setups: Iterable[str]) -> pd.DataFrame:
     """One row per live sweep found under ``roots`` (``NAME.yaml`` beside ``NAME/trials.csv``):
-    setup, seed, policy, epochs run, their fraction of trials x max_epochs, and the best val
-    loss of a COMPLETE or PRUNED trial.
+    setup, seed, policy, epochs run, their fraction of trials x max_epochs, the best val loss of
+    a COMPLETE or PRUNED trial, and the sweep's folder.
 
     Raises:
         ValueError: Two sweeps of one setup, sampler seed and policy (pass one round's folders).
@@ -206,6 +206,7 @@ def collect(roots: Sequence[Path], setups: Iterable[str]) -> pd.DataFrame:
                     "epochs": epochs,
                     "fraction": fraction,
                     "best_val_loss": float(best.best_val_loss),
+                    "path": table_path.parent,
                 }
             )
     return pd.DataFrame(rows)

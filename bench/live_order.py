@@ -29,7 +29,8 @@ import argparse
 import csv
 import statistics
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from _policies import Curve, PolicyFactory, ReplayResult, frontier_policies, replay  # noqa: E402
+from _record import CURVE_COLUMNS  # noqa: E402
 from pruning import HELD_OUT, KNOBS, load_curves  # noqa: E402
 
 LIVE_BANKS = HERE / "curves" / "live"
@@ -74,10 +76,9 @@ def convert(sweep: Path, out: Path) -> int:
             f"{sweep}: trials {bad or sorted(trials)} did not all run the same number of epochs "
             "to the end; convert a sweep with no stopping (--policies none)"
         )
-    columns = ["config", "epoch", *KNOBS, "val_loss", "train_eval_loss", "gap", "epoch_seconds"]
     out.parent.mkdir(parents=True, exist_ok=True)
     with (sweep / "histories.csv").open(newline="") as src, out.open("w", newline="") as dst:
-        writer = csv.DictWriter(dst, columns)
+        writer = csv.DictWriter(dst, CURVE_COLUMNS)
         writer.writeheader()
         rows = sorted(csv.DictReader(src), key=lambda r: (int(r["trial"]), int(r["epoch"])))
         for row in rows:
@@ -85,9 +86,8 @@ def convert(sweep: Path, out: Path) -> int:
             writer.writerow(
                 {
                     "config": row["trial"],
-                    "epoch": row["epoch"],
                     **{k: trial.get(f"param_{k}", "") for k in KNOBS},
-                    **{k: row[k] for k in ("val_loss", "train_eval_loss", "gap", "epoch_seconds")},
+                    **{k: row[k] for k in CURVE_COLUMNS if k in row},
                 }
             )
     return len(trials)
@@ -99,11 +99,15 @@ def replay_order(curves: Sequence[Curve], factory: PolicyFactory, seed: int = 0)
     return replay(list(curves), factory(seed, horizon), CONCURRENCY)
 
 
+def best_of(curves: Sequence[Curve]) -> float:
+    """The lowest val loss of any curve: the no-stopping sweep's best."""
+    return min(min(c.val_loss) for c in curves)
+
+
 def row(curves: Sequence[Curve], result: ReplayResult) -> tuple[float, float]:
     """``(epoch fraction, best val loss / the sweep's best)`` of a replay over a live bank."""
     total = sum(c.epochs for c in curves)
-    best = min(min(c.val_loss) for c in curves)
-    return result.epochs / total, result.best_val_loss / best
+    return result.epochs / total, result.best_val_loss / best_of(curves)
 
 
 def table(
@@ -129,10 +133,11 @@ def table(
     return lines
 
 
-def _params(rows: Sequence[dict[str, str]]) -> list[tuple[str, ...]]:
-    """Each trial's knob values, in trial order."""
-    ordered = sorted(rows, key=lambda r: int(r["number"]))
-    return [tuple(r[k] for k in sorted(r) if k.startswith("param_")) for r in ordered]
+def _params(sweep: Path) -> list[tuple[str, ...]]:
+    """Each trial's knob values, in trial order, from a sweep folder's ``trials.csv``."""
+    with (sweep / "trials.csv").open(newline="") as fh:
+        rows = sorted(csv.DictReader(fh), key=lambda r: int(r["number"]))
+    return [tuple(r[k] for k in sorted(r) if k.startswith("param_")) for r in rows]
 
 
 def shared_prefix(a: Sequence[object], b: Sequence[object]) -> int:
@@ -143,39 +148,46 @@ def shared_prefix(a: Sequence[object], b: Sequence[object]) -> int:
     return n
 
 
-def check(folders: Sequence[Path], policies: dict[str, PolicyFactory]) -> list[str]:
+def check(
+    folders: Sequence[Path], policies: dict[str, PolicyFactory], setups: Iterable[str] = ()
+) -> list[str]:
     """For each ``bench/live.py --out`` folder: the order replay of the policies that also ran
-    live there, over its ``none`` sweep's curves, beside the live sweeps' own figures and the
-    number of leading trials whose configuration the live sweep shares with the ``none`` sweep
-    (after those, the sampler, told other outcomes, proposed other configurations)."""
+    live there, over its ``none`` sweep's curves, beside the live sweeps' own figures (as
+    ``bench/live.py --summarize`` reads them) and the number of leading trials whose
+    configuration the live sweep shares with the ``none`` sweep (after those, the sampler, told
+    other outcomes, proposed other configurations).
+
+    Args:
+        folders: ``bench/live.py --out`` folders.
+        policies: The policies by name (sweeps of other policies are left out).
+        setups: The setups sweep names may start with (default: ``SELECTION_SETUPS``).
+    """
+    from live import collect
+
+    if not setups:
+        from _record_selection import SELECTION_SETUPS
+
+        setups = SELECTION_SETUPS
+    sweeps = collect(folders, setups)
     lines = []
-    for folder in folders:
-        nones = sorted(folder.glob("*-none-seed*"))
-        for none in (p for p in nones if p.is_dir()):
-            bank = folder / f"{none.name}.order.csv"
-            convert(none, bank)
+    for none in sweeps[sweeps.policy == "none"].itertuples():
+        with tempfile.TemporaryDirectory() as tmp:
+            bank = Path(tmp) / "order.csv"
+            convert(none.path, bank)
             curves = load_curves(bank)
-            bank.unlink()
-            total = sum(c.epochs for c in curves)
-            best = min(min(c.val_loss) for c in curves)
-            prefix, seed = none.name.split("-none-")
-            with (none / "trials.csv").open(newline="") as fh:
-                none_params = _params(list(csv.DictReader(fh)))
-            for live in sorted(folder.glob(f"{prefix}-*-{seed}")):
-                policy = live.name[len(prefix) + 1 : -len(seed) - 1]
-                if policy not in policies or not (live / "trials.csv").is_file():
-                    continue
-                with (live / "trials.csv").open(newline="") as fh:
-                    rows = list(csv.DictReader(fh))
-                spent = sum(int(r["epochs_run"]) for r in rows) / total
-                found = min(float(r["best_val_loss"]) for r in rows if r["best_val_loss"]) / best
-                f, r = row(curves, replay_order(curves, policies[policy]))
-                same = shared_prefix(_params(rows), none_params)
-                lines.append(
-                    f"{prefix} {seed} {policy:>10}: live {spent:.2f} / {found:.3f}, "
-                    f"order replay {f:.2f} / {r:.3f}; first {same} of {len(rows)} trials "
-                    "as in the none sweep"
-                )
+        none_params = _params(none.path)
+        same_sweep = sweeps[(sweeps.setup == none.setup) & (sweeps.seed == none.seed)]
+        for live in same_sweep.sort_values("policy").itertuples():
+            if live.policy not in policies:
+                continue
+            f, r = row(curves, replay_order(curves, policies[live.policy]))
+            live_params = _params(live.path)
+            same = shared_prefix(live_params, none_params)
+            lines.append(
+                f"{none.setup} seed{none.seed} {live.policy:>10}: live {live.fraction:.2f} / "
+                f"{live.best_val_loss / best_of(curves):.3f}, order replay {f:.2f} / {r:.3f}; "
+                f"first {same} of {len(live_params)} trials as in the none sweep"
+            )
     return lines
 
 

@@ -17,10 +17,14 @@ pruning = load_bench("pruning")
 def _sweep(
     folder: Path, curves: list[list[float]], stopped: int | None = None, short: int | None = None
 ) -> Path:
-    """A ``bench/live.py`` sweep folder with ``trials.csv`` and ``histories.csv`` (trial ``k``'s
+    """A ``bench/live.py`` sweep folder with ``trials.csv`` and ``histories.csv``, and its sweep
+    file beside it (sampler seed 0, max epochs 8; trial ``k``'s
     learning rate is ``1e-4 * (k + 1)``; ``stopped`` marks one trial stopped early, ``short`` one
     that ran 2 epochs fewer without being stopped, as a failed one)."""
     folder.mkdir(parents=True)
+    folder.with_suffix(".yaml").write_text(
+        f"study: {{seed: 0, trials: {len(curves)}}}\ntrain: {{max_epochs: 8}}\n"
+    )
     with (folder / "trials.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(
@@ -92,14 +96,19 @@ def test_check_sets_the_order_replay_beside_the_live_sweep(tmp_path: Path) -> No
     _sweep(tmp_path / "out" / "s-none-seed0", curves)
     # a live "sh-r3" sweep of the same trials that ran each for 4 epochs
     _sweep(tmp_path / "out" / "s-sh-r3-seed0", [c[:4] for c in curves])
-    lines = live_order.check([tmp_path / "out"], live_order.frontier_policies())
+    lines = live_order.check([tmp_path / "out"], live_order.frontier_policies(), setups=("s",))
     assert [line.split(":")[0].split() for line in lines] == [
         ["s", "seed0", "none"],
         ["s", "seed0", "sh-r3"],
     ]
     assert "live 0.50 / " in lines[1]
     assert "first 12 of 12 trials as in the none sweep" in lines[1]
-    assert not list((tmp_path / "out").glob("*.csv"))  # the temporary bank is removed
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "s-none-seed0",
+        "s-none-seed0.yaml",
+        "s-sh-r3-seed0",
+        "s-sh-r3-seed0.yaml",
+    ]  # nothing written into the sweeps' folder
 
 
 def test_main_splits_choosing_from_held_out_banks(
