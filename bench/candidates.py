@@ -54,7 +54,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _policies import Judge, NoStopping  # noqa: E402
+from _policies import Judge, NoStopping, spearman  # noqa: E402
 from choose_default import WEIGHTS, _run  # noqa: E402
 from pruning import (  # noqa: E402
     CHOSEN_ON,
@@ -196,31 +196,6 @@ class ScheduleHalving:
         """At a rung, the firing of that rung's halving rule."""
         rule = self.rule_at.get(len(val_loss))
         return None if rule is None else rule.check(val_loss, peers)
-
-
-def _ranks(values: Sequence[float]) -> list[float]:
-    """Ranks from 1, ties sharing their mean rank."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation (0 when either side has no spread)."""
-    rx, ry = _ranks(x), _ranks(y)
-    mx, my = statistics.fmean(rx), statistics.fmean(ry)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
-    sxx = sum((a - mx) ** 2 for a in rx)
-    syy = sum((b - my) ** 2 for b in ry)
-    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else 0.0
 
 
 class TrustHalving:

@@ -74,6 +74,7 @@ from _policies import (  # noqa: E402
     frontier_policies,
     replay,
     shuffled,
+    spearman,
     top_k,
 )
 
@@ -364,7 +365,8 @@ class Predictability:
     one_rung: float
 
 
-def _ranks(values: Sequence[float]) -> np.ndarray:
+def _positions(values: Sequence[float]) -> np.ndarray:
+    """Each value's place in ascending order, from 0 (ties by position)."""
     return np.argsort(np.argsort(np.asarray(values, dtype=float))).astype(float)
 
 
@@ -388,11 +390,11 @@ def predictability(
     rows = []
     for epoch in range(1, epochs):
         at = np.array([min(c.val_loss[:epoch]) for c in curves])
-        rho = float(np.corrcoef(_ranks(at), _ranks(final))[0, 1])
+        rho = spearman(at.tolist(), final.tolist())
         top_quarter, needed = [], []
         for idx in searches:
             best = final[idx].min()
-            rank = _ranks(at[idx])  # 0 = best so far at the epoch
+            rank = _positions(at[idx])  # 0 = best so far at the epoch
             winner = int(np.argmin(final[idx]))
             top_quarter.append(rank[winner] < size / 4)
             good = final[idx] <= 1.01 * best

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from tests.conftest import load_bench
 
 candidates = load_bench("candidates")
+policies = sys.modules["_policies"]
 
 PEERS = [[1.0, 0.8, 0.6, 0.5, 0.45, 0.42, 0.41, 0.40] for _ in range(5)]
 
@@ -89,7 +92,7 @@ def test_a_schedule_waits_for_peers_and_refuses_rungs_out_of_order() -> None:
     ],
 )
 def test_spearman(x: list[float], y: list[float], rho: float) -> None:
-    assert candidates.spearman(x, y) == pytest.approx(rho)
+    assert policies.spearman(x, y) == pytest.approx(rho)
 
 
 def _noisy(level: float, epochs: int = 8) -> list[float]:
@@ -109,7 +112,7 @@ def test_trust_cuts_without_tolerance_only_where_the_studys_ranking_held() -> No
     assert rule.rule.check(trial, held) is None  # the default's rung keeps it
     # the same peers up to epoch 2, their later bests in the reverse order: not trusted
     turned = [_noisy(level)[:2] + _noisy(0.9 - 0.1 * i)[2:] for i, level in enumerate(levels)]
-    assert candidates.spearman([min(p[:2]) for p in turned], [min(p) for p in turned]) < 0
+    assert policies.spearman([min(p[:2]) for p in turned], [min(p) for p in turned]) < 0
     assert rule.check(trial, turned) is None
     # too few reference trials that ran twice the rung: not trusted either
     assert rule.check(trial, [p[:3] for p in held]) is None
