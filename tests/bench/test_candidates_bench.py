@@ -52,7 +52,7 @@ def test_every_candidate_of_every_grid_builds_and_an_unknown_one_is_refused() ->
         for name, budget, params in grid:
             judge = candidates.candidate(name, 20, budget, **params)
             assert judge.name == name
-    with pytest.raises(ValueError, match="default, reach, backtest or schedule"):
+    with pytest.raises(ValueError, match="default, reach, backtest, schedule, trust or kept"):
         candidates.candidate("oracle", 20)
 
 
@@ -116,3 +116,28 @@ def test_trust_cuts_without_tolerance_only_where_the_studys_ranking_held() -> No
     assert rule.check(trial, turned) is None
     # too few reference trials that ran twice the rung: not trusted either
     assert rule.check(trial, [p[:3] for p in held]) is None
+
+
+def _smooth(level: float, epochs: int = 8) -> list[float]:
+    """A curve falling smoothly to ``level`` (its measured noise is 0)."""
+    return [level * (1.0 + 0.02 * (epochs - e)) for e in range(epochs)]
+
+
+def test_kept_measures_the_tolerance_on_the_curves_the_rung_keeps() -> None:
+    # at epoch 2 the rung keeps 1 in 4 of six; the two best peers are smooth, the rest noisy
+    peers = [_smooth(0.5), _smooth(0.52), *(_noisy(level) for level in (1.0, 1.1, 1.2))]
+    trial = [0.8, 0.6]  # above the cutoff by a little, inside the noisy curves' tolerance
+    kept = candidates.KeptNoiseHalving(first_rung=2, reduction_factor=4.0, min_trials=5, z=1.0)
+    default = candidates.HalvingRule(first_rung=2, reduction_factor=4.0, min_trials=5, z=1.0)
+    assert default.check(trial, peers) is None
+    firing = kept.check(trial, peers)
+    assert firing is not None and firing.threshold == pytest.approx(0.0, abs=1e-9)
+    # too few kept peers to measure them on: the default's tolerance, and the trial stays
+    assert (
+        candidates.KeptNoiseHalving(
+            min_kept=3, first_rung=2, reduction_factor=4.0, min_trials=5, z=1.0
+        ).check(trial, peers)
+        is None
+    )
+    # a trial inside the cutoff is kept whatever the noise
+    assert kept.check([0.8, 0.5], peers) is None
