@@ -27,6 +27,12 @@ its ranking held), each also replayed over live sweeps' own trials (``bench/live
 --grid NAME``). Both rejected: the replay with feedback and the live orders disagree
 (bench/RESULTS.md, "Round 10").
 
+Round 11 chose on live orders only (``bench/live_order.py --grid NAME``): ``round11``
+(tolerance 0.5, ``trust``, and ``kept``: the tolerance measured on the curves a rung keeps),
+written before its orders were replayed, all rejected; then, exploring, ``checked``
+(``CheckedHalving``: a rung cuts only where the study's ranking held) and ``rungs`` (later
+first rungs). None adopted (bench/RESULTS.md, "Round 11").
+
 Every line prints the setting's epoch fraction / best val loss ratio / share within 1 % / the
 export's test loss ratio, the score (fraction + 5 x (ratio - 1), mean ± standard error) and
 its paired difference from the default's on the same searches (negative: better).
@@ -285,6 +291,42 @@ class KeptNoiseHalving(HalvingRule):
         return Firing("halving", excess, 100.0 * tolerance, t, f"kept-noise halving at epoch {t}")
 
 
+class CheckedHalving(TrustHalving):
+    """Halving whose rungs cut only where the study's own trials show the rung's ranking holds.
+
+    The inverse of :class:`TrustHalving`: a rung whose ranking the study has not shown to hold
+    (fewer than ``min_ref`` trials that ran ``2 t`` epochs, or their rank correlation between
+    the best up to ``t`` and the best so far below ``rho``) stops nothing, where the default
+    would cut with its tolerance. Round 11's live orders of the ``sel-*`` setups lost their
+    winners at the epoch-2 rung, where the ranking did not yet say anything.
+
+    Args:
+        rho: The correlation a rung needs to cut.
+        min_ref: Reference trials a rung needs to cut.
+        untrusted: What an unchecked rung does: ``keep`` (stop nothing) or ``default`` only
+            while there are fewer than ``min_ref`` reference trials (then cut as the default).
+        **halving: :class:`HalvingRule`'s parameters.
+    """
+
+    def __init__(
+        self, rho: float = 0.5, min_ref: int = 4, untrusted: str = "keep", **halving: Any
+    ) -> None:
+        super().__init__(rho=rho, trusted_z=halving.get("z", 1.0), min_ref=min_ref, **halving)
+        self.untrusted = untrusted
+
+    def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
+        """The default's verdict at a rung whose ranking held in the study, else none."""
+        t = len(val_loss)
+        if t == 0 or not self.rule.is_rung(t):
+            return None
+        ref = [p for p in peers if len(p) >= 2 * t and all(map(math.isfinite, p))]
+        if len(ref) < self.min_ref:
+            return self.rule.check(val_loss, peers) if self.untrusted == "default" else None
+        if spearman([min(p[:t]) for p in ref], [min(p) for p in ref]) >= self.rho:
+            return self.rule.check(val_loss, peers)
+        return None
+
+
 def candidate(
     name: str, horizon: int, budget: dict[str, Any] | None = None, **params: Any
 ) -> Judge:
@@ -304,13 +346,16 @@ def candidate(
         rule_b = ScheduleHalving(**params)
     elif name == "trust":
         rule_b = TrustHalving(**params, **halving)
+    elif name == "checked":
+        rule_b = CheckedHalving(**params, **halving)
     elif name == "kept":
         rule_b = KeptNoiseHalving(**params, **halving)
     elif name == "default":
         rule_b = HalvingRule(**halving)
     else:
         raise ValueError(
-            f"unknown candidate {name!r}; choose default, reach, backtest, schedule, trust or kept"
+            f"unknown candidate {name!r}; choose default, reach, backtest, schedule, trust, "
+            "kept or checked"
         )
     judge = Judge.__new__(Judge)
     judge.name, judge.stopped_by = name, {}
@@ -405,12 +450,41 @@ ROUND11_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 live-order leads (tolerance 0.5; ``trust`` at its best live setting) and ``kept`` (the
 tolerance measured on the curves a rung keeps) at the default's tolerance and at 0.5."""
 
+CHECKED_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default", {}, {}),
+    *[
+        ("checked", budget, {"rho": rho, "min_ref": m, "untrusted": u})
+        for rho in (0.3, 0.5)
+        for m in (4, 6)
+        for u in ("keep", "default")
+        for budget in ({}, {"z": 0.5})
+    ],
+]
+"""Round 11, after the round11 grid: halving whose rungs cut only where the study's ranking
+held (``CheckedHalving``), chosen on the twenty choosing live orders and checked on four fresh
+ones."""
+
+RUNGS_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default", {}, {}),
+    *[
+        ("default", {"first_rung": first, "reduction_factor": factor, "z": z}, {})
+        for first in (2, 3, 4, 5, 6)
+        for factor in (3.0, 4.0)
+        for z in (1.0, 0.5)
+        if (first, factor, z) != (2, 4.0, 1.0)
+    ],
+]
+"""Round 11, exploring after the round11 grid: later first rungs (the ``sel-*`` live orders
+lost their winners at the epoch-2 rung), factor 3 or 4, tolerance 1 or 0.5."""
+
 GRIDS = {
     "round7": GRID,
     "schedule": SCHEDULE_GRID,
     "halving": HALVING_GRID,
     "trust": TRUST_GRID,
     "round11": ROUND11_GRID,
+    "checked": CHECKED_GRID,
+    "rungs": RUNGS_GRID,
 }
 
 

@@ -52,7 +52,7 @@ def test_every_candidate_of_every_grid_builds_and_an_unknown_one_is_refused() ->
         for name, budget, params in grid:
             judge = candidates.candidate(name, 20, budget, **params)
             assert judge.name == name
-    with pytest.raises(ValueError, match="default, reach, backtest, schedule, trust or kept"):
+    with pytest.raises(ValueError, match="schedule, trust, kept or checked"):
         candidates.candidate("oracle", 20)
 
 
@@ -141,3 +141,20 @@ def test_kept_measures_the_tolerance_on_the_curves_the_rung_keeps() -> None:
     )
     # a trial inside the cutoff is kept whatever the noise
     assert kept.check([0.8, 0.5], peers) is None
+
+
+def test_checked_cuts_only_at_a_rung_whose_ranking_held_in_the_study() -> None:
+    trial = [1.8, 1.7]  # far outside the epoch-2 cutoff of any of the peer sets below
+    levels = (1.0, 1.2, 1.4, 1.6, 1.8)
+    held = [_noisy(level) for level in levels]
+    turned = [_noisy(level)[:2] + _noisy(0.9 - 0.1 * i)[2:] for i, level in enumerate(levels)]
+    settings = {"first_rung": 2, "reduction_factor": 4.0, "min_trials": 5}
+    keep = candidates.CheckedHalving(rho=0.5, min_ref=4, untrusted="keep", **settings)
+    assert keep.rule.check(trial, turned) is not None  # the default would cut it either way
+    assert keep.check(trial, held) is not None
+    assert keep.check(trial, turned) is None
+    short = [p[:3] for p in held]  # no trial ran twice the rung: nothing is known yet
+    assert keep.check(trial, short) is None
+    fallback = candidates.CheckedHalving(rho=0.5, min_ref=4, untrusted="default", **settings)
+    assert fallback.check(trial, short) is not None
+    assert fallback.check(trial, turned) is None
