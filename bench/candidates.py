@@ -477,6 +477,15 @@ RUNGS_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 """Round 11, exploring after the round11 grid: later first rungs (the ``sel-*`` live orders
 lost their winners at the epoch-2 rung), factor 3 or 4, tolerance 1 or 0.5."""
 
+FRESH11_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default", {}, {}),
+    ("default", {"first_rung": 3, "reduction_factor": 3.0}, {}),
+    ("default", {"first_rung": 4, "reduction_factor": 4.0}, {}),
+    ("trust", {}, {"rho": 0.3, "trusted_z": 0.0, "min_ref": 6}),
+    ("checked", {}, {"rho": 0.3, "min_ref": 6, "untrusted": "default"}),
+]
+"""Round 11's leads, replayed on the four seed-3 live orders recorded after them."""
+
 GRIDS = {
     "round7": GRID,
     "schedule": SCHEDULE_GRID,
@@ -485,6 +494,7 @@ GRIDS = {
     "round11": ROUND11_GRID,
     "checked": CHECKED_GRID,
     "rungs": RUNGS_GRID,
+    "fresh11": FRESH11_GRID,
 }
 
 

@@ -301,7 +301,7 @@ def main() -> None:
     )
     for name in results:
         if name != OURS:
-            print(f"ratio project / {name}: {rates[OURS] / rates[name]:.1f}x")
+            print(f"ratio project / {name}: {rates[OURS] / rates[name]:.2f}x")
 
 
 if __name__ == "__main__":
