@@ -294,17 +294,18 @@ class KeptNoiseHalving(HalvingRule):
 class CheckedHalving(TrustHalving):
     """Halving whose rungs cut only where the study's own trials show the rung's ranking holds.
 
-    The inverse of :class:`TrustHalving`: a rung whose ranking the study has not shown to hold
-    (fewer than ``min_ref`` trials that ran ``2 t`` epochs, or their rank correlation between
-    the best up to ``t`` and the best so far below ``rho``) stops nothing, where the default
-    would cut with its tolerance. Round 11's live orders of the ``sel-*`` setups lost their
-    winners at the epoch-2 rung, where the ranking did not yet say anything.
+    The inverse of :class:`TrustHalving`: at a rung ``t`` the study's trials that ran ``2 t``
+    epochs or more are the reference. Where their rank correlation between the best up to ``t``
+    and the best so far is below ``rho``, the rung stops nothing, where the default would cut
+    with its tolerance; where it is ``rho`` or more, the rung cuts as the default. Round 11's
+    live orders of the ``sel-*`` setups lost their winners at the epoch-2 rung, where the
+    ranking did not yet say anything.
 
     Args:
         rho: The correlation a rung needs to cut.
-        min_ref: Reference trials a rung needs to cut.
-        untrusted: What an unchecked rung does: ``keep`` (stop nothing) or ``default`` only
-            while there are fewer than ``min_ref`` reference trials (then cut as the default).
+        min_ref: Reference trials the correlation needs.
+        untrusted: What a rung does while fewer than ``min_ref`` reference trials exist:
+            ``keep`` (stop nothing) or ``default`` (cut as the default does).
         **halving: :class:`HalvingRule`'s parameters.
     """
 
@@ -312,6 +313,8 @@ class CheckedHalving(TrustHalving):
         self, rho: float = 0.5, min_ref: int = 4, untrusted: str = "keep", **halving: Any
     ) -> None:
         super().__init__(rho=rho, trusted_z=halving.get("z", 1.0), min_ref=min_ref, **halving)
+        if untrusted not in ("keep", "default"):
+            raise ValueError(f"untrusted must be 'keep' or 'default', got {untrusted!r}")
         self.untrusted = untrusted
 
     def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
@@ -460,9 +463,9 @@ CHECKED_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         for budget in ({}, {"z": 0.5})
     ],
 ]
-"""Round 11, after the round11 grid: halving whose rungs cut only where the study's ranking
-held (``CheckedHalving``), chosen on the twenty choosing live orders and checked on four fresh
-ones."""
+"""Round 11, exploring after the round11 grid: halving whose rungs cut only where the study's
+ranking held (``CheckedHalving``), measured on the twenty choosing live orders; its lead is
+replayed on four fresh ones by ``fresh11``."""
 
 RUNGS_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("default", {}, {}),

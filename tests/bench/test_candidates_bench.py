@@ -158,3 +158,5 @@ def test_checked_cuts_only_at_a_rung_whose_ranking_held_in_the_study() -> None:
     fallback = candidates.CheckedHalving(rho=0.5, min_ref=4, untrusted="default", **settings)
     assert fallback.check(trial, short) is not None
     assert fallback.check(trial, turned) is None
+    with pytest.raises(ValueError, match="'keep' or 'default'"):
+        candidates.CheckedHalving(untrusted="always", **settings)
