@@ -74,13 +74,7 @@ from pruning import (  # noqa: E402
 
 from overfit_search.pruning import OverfitJudge, make_rule, preset  # noqa: E402
 from overfit_search.pruning.base import Firing  # noqa: E402
-from overfit_search.pruning.budget import (  # noqa: E402
-    HalvingRule,
-    _bests_at,
-    _excess,
-    _noise,
-    _quantile,
-)
+from overfit_search.pruning.budget import HalvingRule, _noise  # noqa: E402
 
 
 class ReachRule:
@@ -270,25 +264,22 @@ class KeptNoiseHalving(HalvingRule):
     def __init__(self, min_kept: int = 2, **halving: Any) -> None:
         super().__init__(**halving)
         self.min_kept = min_kept
+        self.untolerant = HalvingRule(**{**halving, "z": 0.0})
 
     def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
         """The default's verdict with the kept curves' noise."""
+        firing = self.untolerant.check(val_loss, peers)  # out of the cutoff at all?
+        if firing is None:
+            return None
         t = len(val_loss)
-        if t == 0 or not self.is_rung(t) or not all(math.isfinite(v) for v in val_loss):
-            return None
-        own = min(val_loss)
-        at_rung = _bests_at(peers, t)
-        if len(at_rung) + 1 < self.min_trials:
-            return None
-        cutoff = _quantile([own, *at_rung], 1.0 / self.reduction_factor)
+        cutoff = min(val_loss) / (1.0 + firing.value / 100.0)
         reached = [p for p in peers if len(p) >= t and all(map(math.isfinite, p[:t]))]
-        kept = [p for p in reached if min(p[:t]) <= cutoff]
+        kept = [p for p in reached if min(p[:t]) <= cutoff * (1.0 + 1e-12)]
         noise = _noise(kept[0], kept[1:]) if len(kept) >= self.min_kept else _noise(val_loss, peers)
         tolerance = self.z * noise
-        excess = _excess(own, cutoff, tolerance)
-        if excess is None:
+        if firing.value <= 100.0 * tolerance:
             return None
-        return Firing("halving", excess, 100.0 * tolerance, t, f"kept-noise halving at epoch {t}")
+        return Firing("halving", firing.value, 100.0 * tolerance, t, "kept-noise " + firing.reason)
 
 
 class CheckedHalving(TrustHalving):
