@@ -204,6 +204,16 @@ class ScheduleHalving:
         return None if rule is None else rule.check(val_loss, peers)
 
 
+def ranking_held(t: int, peers: Sequence[Sequence[float]], rho: float, min_ref: int) -> bool | None:
+    """Whether the study's own trials show that a ranking at epoch ``t`` holds: the rank
+    correlation, over the peers that ran ``2 t`` epochs or more, between their best up to ``t``
+    and their best so far, is ``rho`` or more. None with fewer than ``min_ref`` such peers."""
+    ref = [p for p in peers if len(p) >= 2 * t and all(map(math.isfinite, p))]
+    if len(ref) < min_ref:
+        return None
+    return spearman([min(p[:t]) for p in ref], [min(p) for p in ref]) >= rho
+
+
 class TrustHalving:
     """Halving that cuts harder at a rung where the study's own trials show its ranking holds.
 
@@ -237,11 +247,7 @@ class TrustHalving:
         t = len(val_loss)
         if t == 0 or not self.rule.is_rung(t):
             return None
-        ref = [p for p in peers if len(p) >= 2 * t and all(map(math.isfinite, p))]
-        if (
-            len(ref) >= self.min_ref
-            and spearman([min(p[:t]) for p in ref], [min(p) for p in ref]) >= self.rho
-        ):
+        if ranking_held(t, peers, self.rho, self.min_ref):
             return self.trusted.check(val_loss, peers)
         return self.rule.check(val_loss, peers)
 
@@ -282,7 +288,7 @@ class KeptNoiseHalving(HalvingRule):
         return Firing("halving", firing.value, 100.0 * tolerance, t, "kept-noise " + firing.reason)
 
 
-class CheckedHalving(TrustHalving):
+class CheckedHalving:
     """Halving whose rungs cut only where the study's own trials show the rung's ranking holds.
 
     The inverse of :class:`TrustHalving`: at a rung ``t`` the study's trials that ran ``2 t``
@@ -300,23 +306,23 @@ class CheckedHalving(TrustHalving):
         **halving: :class:`HalvingRule`'s parameters.
     """
 
+    name = "halving"
+
     def __init__(
         self, rho: float = 0.5, min_ref: int = 4, untrusted: str = "keep", **halving: Any
     ) -> None:
-        super().__init__(rho=rho, trusted_z=halving.get("z", 1.0), min_ref=min_ref, **halving)
         if untrusted not in ("keep", "default"):
             raise ValueError(f"untrusted must be 'keep' or 'default', got {untrusted!r}")
-        self.untrusted = untrusted
+        self.rho, self.min_ref, self.untrusted = rho, min_ref, untrusted
+        self.rule = HalvingRule(**halving)
 
     def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
         """The default's verdict at a rung whose ranking held in the study, else none."""
         t = len(val_loss)
         if t == 0 or not self.rule.is_rung(t):
             return None
-        ref = [p for p in peers if len(p) >= 2 * t and all(map(math.isfinite, p))]
-        if len(ref) < self.min_ref:
-            return self.rule.check(val_loss, peers) if self.untrusted == "default" else None
-        if spearman([min(p[:t]) for p in ref], [min(p) for p in ref]) >= self.rho:
+        held = ranking_held(t, peers, self.rho, self.min_ref)
+        if held or (held is None and self.untrusted == "default"):
             return self.rule.check(val_loss, peers)
         return None
 
