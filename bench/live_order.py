@@ -110,6 +110,15 @@ def row(curves: Sequence[Curve], result: ReplayResult) -> tuple[float, float]:
     return result.epochs / total, result.best_val_loss / best_of(curves)
 
 
+def pooled(cells: Sequence[tuple[float, float]]) -> tuple[float, float, int]:
+    """Mean epoch fraction, mean best ratio and the banks within 1 %, over :func:`row` cells."""
+    return (
+        statistics.fmean(c[0] for c in cells),
+        statistics.fmean(c[1] for c in cells),
+        sum(c[1] <= 1.01 for c in cells),
+    )
+
+
 def table(
     banks: dict[str, list[Curve]], policies: dict[str, PolicyFactory], markdown: bool = False
 ) -> list[str]:
@@ -121,9 +130,7 @@ def table(
         lines.append("|---|" + "---|" * (len(names) + 2))
     for name, factory in policies.items():
         cells = [row(curves, replay_order(curves, factory)) for curves in banks.values()]
-        fraction = statistics.fmean(c[0] for c in cells)
-        ratio = statistics.fmean(c[1] for c in cells)
-        within = sum(c[1] <= 1.01 for c in cells)
+        fraction, ratio, within = pooled(cells)
         text = [f"{f:.2f} / {r:.3f}" for f, r in cells]
         mean = f"{fraction:.2f} / {ratio:.3f}"
         if markdown:
@@ -211,10 +218,10 @@ def grid_table(banks: dict[str, list[Curve]], grid: str, weight: float) -> list[
         scores = [f + weight * (r - 1.0) for f, r in cells]
         baseline = baseline or scores
         diff = [a - b for a, b in zip(scores, baseline, strict=True)]
+        fraction, ratio, within = pooled(cells)
         lines.append(
-            f"{name} {budget} {params}: {statistics.fmean(c[0] for c in cells):.3f} / "
-            f"{statistics.fmean(c[1] for c in cells):.4f} / within 1 % "
-            f"{sum(c[1] <= 1.01 for c in cells)}/{len(cells)} / score {_mean_se(scores)} / "
+            f"{name} {budget} {params}: {fraction:.3f} / {ratio:.4f} / within 1 % "
+            f"{within}/{len(cells)} / score {_mean_se(scores)} / "
             f"paired vs default {_mean_se(diff, '+.3f')}"
         )
     return lines
