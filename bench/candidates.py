@@ -486,6 +486,25 @@ FRESH11_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 ]
 """Round 11's leads, replayed on the four seed-3 live orders recorded after them."""
 
+ROUND12_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default", {}, {}),
+    ("checked", {}, {"rho": 0.3, "min_ref": 6, "untrusted": "default"}),
+    ("default", {"first_rung": 4, "reduction_factor": 4.0}, {}),
+]
+"""Round 12, written before any was replayed on the eighteen live orders recorded for it: the
+two round-11 leads that held on both the twenty choosing orders and the fresh four (``checked``
+at rho 0.3, 6 reference trials, the default's cut before then; first rung 4, factor 4)."""
+
+SAFE_BUDGET = {k: v for k, v in preset("safe")["budget"].items() if k != "name"}
+"""The ``safe`` preset's halving settings (its overfitting rule is the default's)."""
+
+ROUND12_SAFE_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default", SAFE_BUDGET, {}),
+    ("checked", {}, {"rho": 0.3, "min_ref": 6, "untrusted": "default"}),
+]
+"""Round 12, written with ``round12``: ``checked`` against ``safe`` (the first setting here),
+scored with ``safe``'s weight (``--weight 20``): whether it is a cheaper ``safe``."""
+
 GRIDS = {
     "round7": GRID,
     "schedule": SCHEDULE_GRID,
@@ -495,6 +514,8 @@ GRIDS = {
     "checked": CHECKED_GRID,
     "rungs": RUNGS_GRID,
     "fresh11": FRESH11_GRID,
+    "round12": ROUND12_GRID,
+    "round12-safe": ROUND12_SAFE_GRID,
 }
 
 

@@ -237,6 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--held-out", action="store_true", help="the held-out setups' banks")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--grid", help="a bench/candidates.py grid instead of the frontier")
+    parser.add_argument(
+        "--weight", type=float, help="with --grid: the score's ratio weight (default: balanced's)"
+    )
     args = parser.parse_args(argv)
     if args.grid and args.held_out:
         parser.error(
@@ -262,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.grid:
         from choose_default import WEIGHTS
 
-        print("\n".join(grid_table(banks, args.grid, WEIGHTS["balanced"])))
+        weight = WEIGHTS["balanced"] if args.weight is None else args.weight
+        print("\n".join(grid_table(banks, args.grid, weight)))
         return 0
     print("\n".join(table(banks, policies, args.markdown)))
     return 0

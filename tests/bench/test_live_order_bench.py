@@ -134,3 +134,18 @@ def test_a_grid_is_refused_on_held_out_banks() -> None:
     with pytest.raises(SystemExit) as exit_info:
         live_order.main(["--held-out", "--grid", "halving"])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("weight", [0.0, 20.0])
+def test_a_grid_scores_with_the_weight_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], weight: float
+) -> None:
+    live_order.convert(_sweep(tmp_path / "ov-59-s0", _curves()), tmp_path / "ov-59-s0.csv")
+    argv = ["--curves", str(tmp_path / "ov-59-s0.csv"), "--grid", "round12-safe"]
+    assert live_order.main([*argv, "--weight", str(weight)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "score" in line]
+    assert len(lines) == 2
+    for line in lines:
+        fraction, ratio = (float(x) for x in line.rsplit("}: ", 1)[1].split(" / ")[:2])
+        score = float(line.split("score ")[1].split()[0])
+        assert score == pytest.approx(fraction + weight * (ratio - 1.0), abs=2e-3)
