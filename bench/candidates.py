@@ -60,7 +60,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _policies import Judge, NoStopping, spearman  # noqa: E402
+from _policies import Judge, NoStopping  # noqa: E402
 from choose_default import WEIGHTS, _run  # noqa: E402
 from pruning import (  # noqa: E402
     CHOSEN_ON,
@@ -75,6 +75,7 @@ from pruning import (  # noqa: E402
 from overfit_search.pruning import OverfitJudge, make_rule, preset  # noqa: E402
 from overfit_search.pruning.base import Firing  # noqa: E402
 from overfit_search.pruning.budget import HalvingRule, _noise  # noqa: E402
+from overfit_search.pruning.budget import ranking_held as product_ranking_held  # noqa: E402
 
 
 class ReachRule:
@@ -205,13 +206,11 @@ class ScheduleHalving:
 
 
 def ranking_held(t: int, peers: Sequence[Sequence[float]], rho: float, min_ref: int) -> bool | None:
-    """Whether the study's own trials show that a ranking at epoch ``t`` holds: the rank
-    correlation, over the peers that ran ``2 t`` epochs or more, between their best up to ``t``
-    and their best so far, is ``rho`` or more. None with fewer than ``min_ref`` such peers."""
-    ref = [p for p in peers if len(p) >= 2 * t and all(map(math.isfinite, p))]
-    if len(ref) < min_ref:
-        return None
-    return spearman([min(p[:t]) for p in ref], [min(p) for p in ref]) >= rho
+    """Whether the study's own trials show that a ranking at epoch ``t`` holds (the product's
+    :func:`~overfit_search.pruning.budget.ranking_held` correlation is ``rho`` or more). None
+    with fewer than ``min_ref`` reference trials."""
+    held = product_ranking_held(t, peers, min_ref)
+    return None if held is None else held[0] >= rho
 
 
 class TrustHalving:
@@ -491,7 +490,7 @@ ROUND12_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("checked", {}, {"rho": 0.3, "min_ref": 6, "untrusted": "default"}),
     ("default", {"first_rung": 4, "reduction_factor": 4.0}, {}),
 ]
-"""Round 12, written before any was replayed on the eighteen live orders recorded for it: the
+"""Round 12, written before any was replayed on the twelve live orders recorded for it: the
 two round-11 leads that held on both the twenty choosing orders and the fresh four (``checked``
 at rho 0.3, 6 reference trials, the default's cut before then; first rung 4, factor 4)."""
 
