@@ -22,7 +22,6 @@ Policies:
 from __future__ import annotations
 
 import math
-import statistics
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -412,35 +411,6 @@ class Either:
 
 PolicyFactory = Callable[[int, int], Policy]
 """``(seed, max_epochs) -> a fresh policy``."""
-
-
-def _mean_ranks(values: Sequence[float]) -> list[float]:
-    """Ranks from 1, ties sharing their mean rank."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation, ties at their mean rank (0 when either side has no spread).
-
-    The one rank correlation of the benchmarks (``bench/pruning.py --predictability``,
-    ``bench/candidates.py``'s ``trust`` rule).
-    """
-    rx, ry = _mean_ranks(x), _mean_ranks(y)
-    mx, my = statistics.fmean(rx), statistics.fmean(ry)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
-    sxx = sum((a - mx) ** 2 for a in rx)
-    syy = sum((b - my) ** 2 for b in ry)
-    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else 0.0
 
 
 def _optuna(name: str, make: Callable[[Any], Any]) -> PolicyFactory:

@@ -74,9 +74,10 @@ from _policies import (  # noqa: E402
     frontier_policies,
     replay,
     shuffled,
-    spearman,
     top_k,
 )
+
+from overfit_search.pruning.budget import rank_correlation  # noqa: E402
 
 DEFAULT_CURVES = HERE / "curves" / "digits.csv"
 KNOBS = ("dropout", "l2", "learning_rate", "augmentation", "frozen_fraction")
@@ -390,7 +391,7 @@ def predictability(
     rows = []
     for epoch in range(1, epochs):
         at = np.array([min(c.val_loss[:epoch]) for c in curves])
-        rho = spearman(at.tolist(), final.tolist())
+        rho = rank_correlation(at.tolist(), final.tolist())
         top_quarter, needed = [], []
         for idx in searches:
             best = final[idx].min()

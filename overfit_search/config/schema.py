@@ -422,6 +422,8 @@ class HalvingBudgetConfig(_Section):
     reduction_factor: Annotated[float, Field(gt=1)] = 3.0
     min_trials: Annotated[int, Field(ge=2)] = 5
     z: Annotated[float, Field(ge=0)] = 1.0
+    verify: Annotated[float, Field(ge=-1, le=1)] | None = None
+    verify_trials: Annotated[int, Field(ge=3)] = 6
 
 
 class MedianBudgetConfig(_Section):

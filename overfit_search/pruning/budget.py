@@ -69,6 +69,48 @@ def _excess(own: float, cutoff: float, tolerance: float) -> float | None:
     return 100.0 * (own / cutoff - 1.0)
 
 
+def _mean_ranks(values: Sequence[float]) -> list[float]:
+    """Ranks from 1, ties at their mean rank."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return ranks
+
+
+def rank_correlation(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation, ties at their mean rank (0 when either side has no spread)."""
+    rx, ry = _mean_ranks(x), _mean_ranks(y)
+    mx, my = statistics.fmean(rx), statistics.fmean(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    sxx = sum((a - mx) ** 2 for a in rx)
+    syy = sum((b - my) ** 2 for b in ry)
+    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else 0.0
+
+
+def ranking_held(
+    epoch: int, peers: Sequence[Sequence[float]], min_trials: int
+) -> tuple[float, int] | None:
+    """How well the study's own trials say a ranking at ``epoch`` holds.
+
+    The reference trials are the peers that ran ``2 * epoch`` epochs or more with finite losses;
+    the correlation is between their best val loss up to ``epoch`` and their best so far.
+
+    Returns:
+        ``(rank correlation, reference trials)``, or None with fewer than ``min_trials`` of them.
+    """
+    ref = [p for p in peers if len(p) >= 2 * epoch and all(map(math.isfinite, p))]
+    if len(ref) < min_trials:
+        return None
+    return rank_correlation([min(p[:epoch]) for p in ref], [min(p) for p in ref]), len(ref)
+
+
 class HalvingRule:
     """Asynchronous successive halving on the best val loss so far, with a noise tolerance.
 
@@ -83,11 +125,22 @@ class HalvingRule:
     Ranked on the best so far, not the last value, as the study scores trials; a noisy last
     epoch does not cut a trial whose best is good.
 
+    With ``verify`` set, a rung also checks that its ranking means something in this study
+    before it cuts: over the trials that ran twice the rung's epochs or more (at least
+    ``verify_trials`` of them), the rank correlation between their best up to the rung and their
+    best so far must be ``verify`` or more; where it is lower the rung stops nothing. Slow
+    starters (a low learning rate, strong regularization) rank last early and win late, and on
+    such studies an early rung only loses the winner (bench/RESULTS.md, issue 18 round 12). While
+    fewer reference trials exist the rung cuts as without ``verify``.
+
     Args:
         first_rung: Epoch of the first rung, >= 1.
         reduction_factor: Rung spacing and the fraction kept (1 in ``reduction_factor``), > 1.
         min_trials: Trials that must have reached a rung before it stops any, >= 2.
         z: Noise multiples of tolerance, >= 0 (0: plain successive halving on the best).
+        verify: The rank correlation, in [-1, 1], a rung's ranking must have shown before it
+            cuts; None: rungs cut without checking.
+        verify_trials: Reference trials the check needs, >= 3.
     """
 
     name = "halving"
@@ -98,6 +151,8 @@ class HalvingRule:
         reduction_factor: float = 3.0,
         min_trials: int = 5,
         z: float = 1.0,
+        verify: float | None = None,
+        verify_trials: int = 6,
     ) -> None:
         self.first_rung = _integer("halving", "first_rung", first_rung, 1)
         self.reduction_factor = _number(
@@ -105,6 +160,12 @@ class HalvingRule:
         )
         self.min_trials = _integer("halving", "min_trials", min_trials, 2)
         self.z = _number("halving", "z", z, 0, strict=False)
+        self.verify = (
+            None if verify is None else _number("halving", "verify", verify, -1, strict=False)
+        )
+        if self.verify is not None and self.verify > 1:
+            raise ValueError(f"halving: verify must be <= 1, got {verify!r}")
+        self.verify_trials = _integer("halving", "verify_trials", verify_trials, 3)
 
     def is_rung(self, epoch: int) -> bool:
         """Whether ``epoch`` is a rung."""
@@ -127,6 +188,16 @@ class HalvingRule:
         excess = _excess(own, cutoff, tolerance)
         if excess is None:
             return None
+        checked = ""
+        if self.verify is not None:
+            held = ranking_held(t, peers, self.verify_trials)
+            if held is not None:
+                if held[0] < self.verify:
+                    return None
+                checked = (
+                    f"; the ranking at epoch {t} held over {held[1]} trials that ran "
+                    f"{2 * t}+ epochs (rank correlation {held[0]:.2f} >= {self.verify:g})"
+                )
         return Firing(
             "halving",
             excess,
@@ -134,7 +205,7 @@ class HalvingRule:
             t,
             f"best {own:.4f} is {excess:.1f}% above the top-1/{self.reduction_factor:g} cutoff "
             f"{cutoff:.4f} of {len(at_rung) + 1} trials at epoch {t} (tolerance "
-            f"{100 * tolerance:.1f}% = {self.z:g} x noise)",
+            f"{100 * tolerance:.1f}% = {self.z:g} x noise){checked}",
         )
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
+from overfit_search.pruning.budget import rank_correlation
 from tests.conftest import load_bench
 
 candidates = load_bench("candidates")
-policies = sys.modules["_policies"]
 
 PEERS = [[1.0, 0.8, 0.6, 0.5, 0.45, 0.42, 0.41, 0.40] for _ in range(5)]
 
@@ -82,19 +80,6 @@ def test_a_schedule_waits_for_peers_and_refuses_rungs_out_of_order() -> None:
         candidates.ScheduleHalving(rungs=(6, 1), keeps=(1 / 2, 1 / 6))
 
 
-@pytest.mark.parametrize(
-    ("x", "y", "rho"),
-    [
-        ([1, 2, 3, 4], [10, 20, 30, 40], 1.0),
-        ([1, 2, 3, 4], [4, 3, 2, 1], -1.0),
-        ([1, 1, 2, 2], [1, 2, 3, 4], 2 / 5**0.5),  # ties share their mean rank
-        ([1, 1, 1], [1, 2, 3], 0.0),  # no spread
-    ],
-)
-def test_spearman(x: list[float], y: list[float], rho: float) -> None:
-    assert policies.spearman(x, y) == pytest.approx(rho)
-
-
 def _noisy(level: float, epochs: int = 8) -> list[float]:
     """A curve at ``level`` with 10 % epoch-to-epoch wobble (so the measured noise is large)."""
     return [level * (1.0 + 0.1 * (-1) ** e) for e in range(epochs)]
@@ -112,7 +97,7 @@ def test_trust_cuts_without_tolerance_only_where_the_studys_ranking_held() -> No
     assert rule.rule.check(trial, held) is None  # the default's rung keeps it
     # the same peers up to epoch 2, their later bests in the reverse order: not trusted
     turned = [_noisy(level)[:2] + _noisy(0.9 - 0.1 * i)[2:] for i, level in enumerate(levels)]
-    assert policies.spearman([min(p[:2]) for p in turned], [min(p) for p in turned]) < 0
+    assert rank_correlation([min(p[:2]) for p in turned], [min(p) for p in turned]) < 0
     assert rule.check(trial, turned) is None
     # too few reference trials that ran twice the rung: not trusted either
     assert rule.check(trial, [p[:3] for p in held]) is None

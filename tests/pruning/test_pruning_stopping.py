@@ -21,6 +21,7 @@ from overfit_search.pruning import (
     preset,
     relative_noise,
 )
+from overfit_search.pruning.budget import rank_correlation, ranking_held
 from overfit_search.pruning.rules import running_median
 
 JITTERY_PEERS = [[1.0, 1.1, 1.0, 1.1, 1.0], [1.05, 1.15, 1.05, 1.15, 1.05], [1.3] * 5, [1.4] * 5]
@@ -224,6 +225,9 @@ def test_halving_rungs(params: dict[str, Any], rungs: list[int]) -> None:
         ("halving", {"reduction_factor": 1}, "halving: reduction_factor must be > 1, got 1"),
         ("halving", {"z": -1}, "halving: z must be >= 0, got -1"),
         ("halving", {"eta": 3}, "halving: unknown parameter 'eta'"),
+        ("halving", {"verify": 1.5}, "halving: verify must be <= 1, got 1.5"),
+        ("halving", {"verify": -2}, "halving: verify must be >= -1, got -2"),
+        ("halving", {"verify_trials": 2}, "halving: verify_trials must be >= 3, got 2"),
         ("median", {"percentile": 100}, "median: percentile must be < 100, got 100"),
         ("median", {"grace": 0}, "median: grace must be >= 1, got 0"),
         ("none", {"z": 1}, "none: unknown parameter 'z'; it takes no parameters"),
@@ -304,3 +308,60 @@ def test_presets_are_ordered_by_aggressiveness() -> None:
 def test_unknown_preset() -> None:
     with pytest.raises(ValueError, match="unknown pruning preset 'turbo'; choose one of: safe"):
         preset("turbo")
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "rho"),
+    [
+        ([1, 2, 3, 4], [10, 20, 30, 40], 1.0),
+        ([1, 2, 3, 4], [4, 3, 2, 1], -1.0),
+        ([1, 1, 2, 2], [1, 2, 3, 4], 2 / 5**0.5),  # ties share their mean rank
+        ([1, 1, 1], [1, 2, 3], 0.0),  # no spread
+    ],
+)
+def test_rank_correlation(x: list[float], y: list[float], rho: float) -> None:
+    assert rank_correlation(x, y) == pytest.approx(rho)
+
+
+def _wobbly(level: float, epochs: int = 8) -> list[float]:
+    """A flat curve at ``level`` with 1 % epoch-to-epoch wobble."""
+    return [level * (1.0 + 0.01 * (-1) ** e) for e in range(epochs)]
+
+
+# five peers whose epoch-2 order is their final order, and the same five up to epoch 2 whose
+# later bests come in the reverse order (slow starters win)
+LEVELS = (1.0, 1.2, 1.4, 1.6, 1.8, 2.0)
+HELD = [_wobbly(level) for level in LEVELS]
+TURNED = [_wobbly(level)[:2] + _wobbly(0.9 - 0.1 * i)[2:] for i, level in enumerate(LEVELS)]
+VERIFYING = {"first_rung": 2, "reduction_factor": 4.0, "min_trials": 5, "z": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("params", "peers", "fires", "checked"),
+    [
+        (VERIFYING, HELD, True, False),  # no check: the rung cuts
+        (VERIFYING, TURNED, True, False),
+        ({**VERIFYING, "verify": 0.3}, HELD, True, True),  # the ranking held: it cuts
+        ({**VERIFYING, "verify": 0.3}, TURNED, False, False),  # it turned: the rung keeps it
+        # too few trials ran twice the rung (4 epochs) to check: it cuts as without the check
+        ({**VERIFYING, "verify": 0.3}, [p[:3] for p in TURNED], True, False),
+        ({**VERIFYING, "verify": 0.3, "verify_trials": 7}, TURNED, True, False),
+    ],
+)
+def test_halving_verify_cuts_only_where_the_studys_ranking_held(
+    params: dict[str, Any], peers: list[list[float]], fires: bool, checked: bool
+) -> None:
+    trial = [1.7, 1.7]  # out of the top quarter at epoch 2 in both peer sets
+    firing = HalvingRule(**params).check(trial, peers)
+    assert (firing is not None) == fires
+    reason = "" if firing is None else firing.reason
+    held = "held over 6 trials that ran 4+ epochs (rank correlation 1.00 >= 0.3)"
+    assert (held in reason) == checked
+
+
+def test_ranking_held_reports_the_correlation_and_its_trials() -> None:
+    assert ranking_held(2, HELD, 6) == (pytest.approx(1.0), 6)
+    assert ranking_held(2, TURNED, 6) == (pytest.approx(-1.0), 6)
+    assert ranking_held(2, HELD, 7) is None
+    # a trial with a non-finite loss is no reference
+    assert ranking_held(2, [*HELD[:5], [1.0, float("nan"), *HELD[5][2:]]], 6) is None
