@@ -209,8 +209,8 @@ def ranking_held(t: int, peers: Sequence[Sequence[float]], rho: float, min_ref: 
     """Whether the study's own trials show that a ranking at epoch ``t`` holds (the product's
     :func:`~overfit_search.pruning.budget.ranking_held` correlation is ``rho`` or more). None
     with fewer than ``min_ref`` reference trials."""
-    held = product_ranking_held(t, peers, min_ref)
-    return None if held is None else held[0] >= rho
+    correlation = product_ranking_held(t, peers, min_ref)[0]
+    return None if correlation is None else correlation >= rho
 
 
 class TrustHalving:

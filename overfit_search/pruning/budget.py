@@ -96,18 +96,19 @@ def rank_correlation(x: Sequence[float], y: Sequence[float]) -> float:
 
 def ranking_held(
     epoch: int, peers: Sequence[Sequence[float]], min_trials: int
-) -> tuple[float, int] | None:
+) -> tuple[float | None, int]:
     """How well the study's own trials say a ranking at ``epoch`` holds.
 
     The reference trials are the peers that ran ``2 * epoch`` epochs or more with finite losses;
     the correlation is between their best val loss up to ``epoch`` and their best so far.
 
     Returns:
-        ``(rank correlation, reference trials)``, or None with fewer than ``min_trials`` of them.
+        ``(rank correlation, reference trials)``; the correlation is None with fewer than
+        ``min_trials`` reference trials.
     """
     ref = [p for p in peers if len(p) >= 2 * epoch and all(map(math.isfinite, p))]
     if len(ref) < min_trials:
-        return None
+        return None, len(ref)
     return rank_correlation([min(p[:epoch]) for p in ref], [min(p) for p in ref]), len(ref)
 
 
@@ -190,14 +191,16 @@ class HalvingRule:
             return None
         checked = ""
         if self.verify is not None:
-            held = ranking_held(t, peers, self.verify_trials)
-            if held is not None:
-                if held[0] < self.verify:
-                    return None
-                checked = (
-                    f"; the ranking at epoch {t} held over {held[1]} trials that ran "
-                    f"{2 * t}+ epochs (rank correlation {held[0]:.2f} >= {self.verify:g})"
-                )
+            rho, n = ranking_held(t, peers, self.verify_trials)
+            if rho is not None and rho < self.verify:
+                return None
+            checked = (
+                f"; the ranking at epoch {t} held over {n} trials that ran {2 * t}+ epochs "
+                f"(rank correlation {rho:.2f} >= {self.verify:g})"
+                if rho is not None
+                else f"; not verified: {n} of the {self.verify_trials} trials it needs ran "
+                f"{2 * t}+ epochs"
+            )
         return Firing(
             "halving",
             excess,

@@ -27,10 +27,18 @@ def test_the_preset_stops_trials_and_records_which_part(
         train={"max_epochs": 4},
         study={"trials": 7, "n_startup_trials": 7, "seed": 2},
         # the fast preset with a budget rule that judges from 3 trials and tolerates no noise,
-        # so that a 7-trial study is sure to see it stop trials
+        # so that a 7-trial study is sure to see it stop trials; verify -1 lets every rung cut
+        # (any ranking "held") and puts whether it checked in every halving stop's reason
         pruning={
             "preset": "fast",
-            "budget": {"name": "halving", "reduction_factor": 2, "min_trials": 3, "z": 0.0},
+            "budget": {
+                "name": "halving",
+                "reduction_factor": 2,
+                "min_trials": 3,
+                "z": 0.0,
+                "verify": -1.0,
+                "verify_trials": 3,
+            },
         },
     )
     path = tmp_path / "stopping.yaml"
@@ -47,6 +55,8 @@ def test_the_preset_stops_trials_and_records_which_part(
         assert t.state == TrialState.PRUNED
         assert t.user_attrs["epochs_run"] in (1, 2, 4)  # the rungs of first_rung 1, factor 2
         assert "ranked out" in t.user_attrs["stop_reason"]
+        reason = t.user_attrs["stop_reason"]
+        assert ("held over" in reason and ">= -1)" in reason) or "not verified: " in reason, reason
         assert t.value == pytest.approx(t.user_attrs["best_val_loss"])
     table = pd.read_csv(out / "trials.csv")
     assert set(table.stop_rule.dropna()) <= {"halving", "peak"}
@@ -56,3 +66,4 @@ def test_the_preset_stops_trials_and_records_which_part(
     assert resolved.pruning.preset == "fast"
     assert resolved.pruning.rule.name == "peak"
     assert resolved.pruning.budget.model_dump()["min_trials"] == 3
+    assert resolved.pruning.budget.model_dump()["verify"] == -1.0

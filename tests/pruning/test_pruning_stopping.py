@@ -357,11 +357,13 @@ def test_halving_verify_cuts_only_where_the_studys_ranking_held(
     reason = "" if firing is None else firing.reason
     held = "held over 6 trials that ran 4+ epochs (rank correlation 1.00 >= 0.3)"
     assert (held in reason) == checked
+    if fires and "verify" in params and not checked:
+        assert "not verified: " in reason and "trials it needs ran 4+ epochs" in reason
 
 
 def test_ranking_held_reports_the_correlation_and_its_trials() -> None:
     assert ranking_held(2, HELD, 6) == (pytest.approx(1.0), 6)
     assert ranking_held(2, TURNED, 6) == (pytest.approx(-1.0), 6)
-    assert ranking_held(2, HELD, 7) is None
+    assert ranking_held(2, HELD, 7) == (None, 6)
     # a trial with a non-finite loss is no reference
-    assert ranking_held(2, [*HELD[:5], [1.0, float("nan"), *HELD[5][2:]]], 6) is None
+    assert ranking_held(2, [*HELD[:5], [1.0, float("nan"), *HELD[5][2:]]], 6) == (None, 5)
