@@ -326,13 +326,39 @@ class CheckedHalving:
         return None
 
 
+class EndGuard:
+    """An overfitting rule that does not fire in the last ``last`` epochs of ``horizon``.
+
+    A stop there saves at most ``last`` epochs of the trial, and on the live orders of round 12
+    the peak rule twice stopped the eventual winner one or two epochs before its best.
+
+    Args:
+        rule: The overfitting rule guarded.
+        horizon: The trials' ``max_epochs``.
+        last: Epochs at the end in which ``rule`` is not asked.
+    """
+
+    def __init__(self, rule: Any, horizon: int, last: int) -> None:
+        self.rule, self.horizon, self.last = rule, horizon, last
+        self.name = rule.name
+
+    def check(self, val_loss: Sequence[float], train_eval_loss: Sequence[float]) -> Firing | None:
+        """``rule``'s firing, except in the last ``last`` epochs."""
+        if len(val_loss) > self.horizon - self.last:
+            return None
+        firing: Firing | None = self.rule.check(val_loss, train_eval_loss)
+        return firing
+
+
 def candidate(
     name: str, horizon: int, budget: dict[str, Any] | None = None, **params: Any
 ) -> Judge:
     """The default judge (``balanced``) with ``budget`` overriding its halving settings and a
     candidate: ``default`` (none), ``reach`` (``ReachRule(**params)`` as an OR),
-    ``backtest`` (``BacktestedHalving(**params)`` instead of halving) or ``schedule``
-    (``ScheduleHalving(**params)`` instead of halving)."""
+    ``backtest`` (``BacktestedHalving(**params)`` instead of halving), ``schedule``
+    (``ScheduleHalving(**params)`` instead of halving), ``trust``, ``kept``, ``checked`` (their
+    classes instead of halving) or ``guarded`` (the overfitting rule in an :class:`EndGuard`
+    of ``params["last"]`` epochs)."""
     settings = preset("balanced")
     rule = dict(settings["rule"])
     halving = {**settings["budget"], **(budget or {})}
@@ -349,17 +375,18 @@ def candidate(
         rule_b = CheckedHalving(**params, **halving)
     elif name == "kept":
         rule_b = KeptNoiseHalving(**params, **halving)
-    elif name == "default":
+    elif name in ("default", "guarded"):
         rule_b = HalvingRule(**halving)
     else:
         raise ValueError(
             f"unknown candidate {name!r}; choose default, reach, backtest, schedule, trust, "
-            "kept or checked"
+            "kept, checked or guarded"
         )
     judge = Judge.__new__(Judge)
     judge.name, judge.stopped_by = name, {}
+    overfit = make_rule(rule.pop("name"), **rule)
     judge.judge = OverfitJudge(
-        make_rule(rule.pop("name"), **rule),
+        EndGuard(overfit, horizon, params["last"]) if name == "guarded" else overfit,
         grace_epochs=2,
         compare="median",
         compare_min_trials=4,
@@ -504,6 +531,29 @@ ROUND12_SAFE_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 """Round 12, written with ``round12``: ``checked`` against ``safe`` (the first setting here),
 scored with ``safe``'s weight (``--weight 20``): whether it is a cheaper ``safe``."""
 
+GENTLE_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default", {}, {}),
+    *[
+        ("schedule", {}, {"rungs": (2, 8), "keeps": (k1, k2), "z": z})
+        for k1 in (1 / 2, 2 / 3)
+        for k2 in (1 / 4, 1 / 3)
+        for z in (1.0, 0.5)
+    ],
+    *[("guarded", {}, {"last": last}) for last in (2, 4)],
+]
+"""Round 12, exploring after the round12 grid: a gentler first rung (keep the top half or two
+thirds at epoch 2, a quarter or a third at epoch 8), where nine of the default's twelve misses
+on the thirty-six choosing orders were cut; and the peak rule kept out of the last 2 or 4
+epochs (``guarded``), where it twice stopped a winner."""
+
+FRESH12_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default", {}, {}),
+    ("guarded", {}, {"last": 4}),
+    ("schedule", {}, {"rungs": (2, 8), "keeps": (1 / 2, 1 / 4), "z": 1.0}),
+]
+"""Round 12's exploring leads, replayed on the six seed-6 live orders recorded after them: the
+peak rule kept out of the last ``patience`` (4) epochs, and the first rung keeping half."""
+
 GRIDS = {
     "round7": GRID,
     "schedule": SCHEDULE_GRID,
@@ -515,6 +565,8 @@ GRIDS = {
     "fresh11": FRESH11_GRID,
     "round12": ROUND12_GRID,
     "round12-safe": ROUND12_SAFE_GRID,
+    "gentle": GENTLE_GRID,
+    "fresh12": FRESH12_GRID,
 }
 
 

@@ -50,7 +50,7 @@ def test_every_candidate_of_every_grid_builds_and_an_unknown_one_is_refused() ->
         for name, budget, params in grid:
             judge = candidates.candidate(name, 20, budget, **params)
             assert judge.name == name
-    with pytest.raises(ValueError, match="schedule, trust, kept or checked"):
+    with pytest.raises(ValueError, match="schedule, trust, kept, checked or guarded"):
         candidates.candidate("oracle", 20)
 
 
@@ -145,3 +145,16 @@ def test_checked_cuts_only_at_a_rung_whose_ranking_held_in_the_study() -> None:
     assert fallback.check(trial, turned) is None
     with pytest.raises(ValueError, match="'keep' or 'default'"):
         candidates.CheckedHalving(untrusted="always", **settings)
+
+
+def test_the_end_guard_keeps_the_rule_out_of_the_last_epochs() -> None:
+    class Always:
+        name = "peak"
+
+        def check(self, val_loss: list[float], train_eval_loss: list[float]) -> object:
+            return "fired"
+
+    guard = candidates.EndGuard(Always(), horizon=10, last=2)
+    assert guard.name == "peak"
+    fired = [t for t in range(1, 11) if guard.check([1.0] * t, [1.0] * t) is not None]
+    assert fired == list(range(1, 9))
