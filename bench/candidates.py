@@ -73,7 +73,7 @@ from pruning import (  # noqa: E402
 )
 
 from overfit_search.pruning import OverfitJudge, make_rule, preset  # noqa: E402
-from overfit_search.pruning.base import Firing  # noqa: E402
+from overfit_search.pruning.base import Firing, Rule  # noqa: E402
 from overfit_search.pruning.budget import HalvingRule, _noise  # noqa: E402
 from overfit_search.pruning.budget import ranking_held as product_ranking_held  # noqa: E402
 
@@ -312,18 +312,17 @@ class CheckedHalving:
     ) -> None:
         if untrusted not in ("keep", "default"):
             raise ValueError(f"untrusted must be 'keep' or 'default', got {untrusted!r}")
-        self.rho, self.min_ref, self.untrusted = rho, min_ref, untrusted
-        self.rule = HalvingRule(**halving)
+        self.min_ref, self.untrusted = min_ref, untrusted
+        # ``untrusted="default"`` is the product's ``verify``; ``keep`` adds the unchecked rungs
+        self.rule = HalvingRule(**halving, verify=rho, verify_trials=min_ref)
 
     def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
-        """The default's verdict at a rung whose ranking held in the study, else none."""
-        t = len(val_loss)
-        if t == 0 or not self.rule.is_rung(t):
-            return None
-        held = ranking_held(t, peers, self.rho, self.min_ref)
-        if held or (held is None and self.untrusted == "default"):
-            return self.rule.check(val_loss, peers)
-        return None
+        """The product's verified verdict; with ``keep``, none at a rung not yet checkable."""
+        firing = self.rule.check(val_loss, peers)
+        if firing is None or self.untrusted == "default":
+            return firing
+        checkable = product_ranking_held(len(val_loss), peers, self.min_ref)[0] is not None
+        return firing if checkable else None
 
 
 class EndGuard:
@@ -338,7 +337,7 @@ class EndGuard:
         last: Epochs at the end in which ``rule`` is not asked.
     """
 
-    def __init__(self, rule: Any, horizon: int, last: int) -> None:
+    def __init__(self, rule: Rule, horizon: int, last: int) -> None:
         self.rule, self.horizon, self.last = rule, horizon, last
         self.name = rule.name
 
@@ -346,8 +345,7 @@ class EndGuard:
         """``rule``'s firing, except in the last ``last`` epochs."""
         if len(val_loss) > self.horizon - self.last:
             return None
-        firing: Firing | None = self.rule.check(val_loss, train_eval_loss)
-        return firing
+        return self.rule.check(val_loss, train_eval_loss)
 
 
 def candidate(
@@ -503,18 +501,22 @@ RUNGS_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 """Round 11, exploring after the round11 grid: later first rungs (the ``sel-*`` live orders
 lost their winners at the epoch-2 rung), factor 3 or 4, tolerance 1 or 0.5."""
 
+CHECKED_LEAD = {"rho": 0.3, "min_ref": 6, "untrusted": "default"}
+"""Round 11's ``checked`` lead: rho 0.3 over 6 reference trials, the default's cut before then
+(the product's ``verify: 0.3``)."""
+
 FRESH11_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("default", {}, {}),
     ("default", {"first_rung": 3, "reduction_factor": 3.0}, {}),
     ("default", {"first_rung": 4, "reduction_factor": 4.0}, {}),
     ("trust", {}, {"rho": 0.3, "trusted_z": 0.0, "min_ref": 6}),
-    ("checked", {}, {"rho": 0.3, "min_ref": 6, "untrusted": "default"}),
+    ("checked", {}, CHECKED_LEAD),
 ]
 """Round 11's leads, replayed on the four seed-3 live orders recorded after them."""
 
 ROUND12_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("default", {}, {}),
-    ("checked", {}, {"rho": 0.3, "min_ref": 6, "untrusted": "default"}),
+    ("checked", {}, CHECKED_LEAD),
     ("default", {"first_rung": 4, "reduction_factor": 4.0}, {}),
 ]
 """Round 12, written before any was replayed on the twelve live orders recorded for it: the
@@ -526,7 +528,7 @@ SAFE_BUDGET = {k: v for k, v in preset("safe")["budget"].items() if k != "name"}
 
 ROUND12_SAFE_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("default", SAFE_BUDGET, {}),
-    ("checked", {}, {"rho": 0.3, "min_ref": 6, "untrusted": "default"}),
+    ("checked", {}, CHECKED_LEAD),
 ]
 """Round 12, written with ``round12``: ``checked`` against ``safe`` (the first setting here),
 scored with ``safe``'s weight (``--weight 20``): whether it is a cheaper ``safe``."""

@@ -135,7 +135,8 @@ def test_checked_cuts_only_at_a_rung_whose_ranking_held_in_the_study() -> None:
     turned = [_noisy(level)[:2] + _noisy(0.9 - 0.1 * i)[2:] for i, level in enumerate(levels)]
     settings = {"first_rung": 2, "reduction_factor": 4.0, "min_trials": 5}
     keep = candidates.CheckedHalving(rho=0.5, min_ref=4, untrusted="keep", **settings)
-    assert keep.rule.check(trial, turned) is not None  # the default would cut it either way
+    default = candidates.HalvingRule(**settings)
+    assert default.check(trial, turned) is not None  # the default would cut it either way
     assert keep.check(trial, held) is not None
     assert keep.check(trial, turned) is None
     short = [p[:3] for p in held]  # no trial ran twice the rung: nothing is known yet

@@ -328,7 +328,7 @@ def _wobbly(level: float, epochs: int = 8) -> list[float]:
     return [level * (1.0 + 0.01 * (-1) ** e) for e in range(epochs)]
 
 
-# five peers whose epoch-2 order is their final order, and the same five up to epoch 2 whose
+# six peers whose epoch-2 order is their final order, and the same six up to epoch 2 whose
 # later bests come in the reverse order (slow starters win)
 LEVELS = (1.0, 1.2, 1.4, 1.6, 1.8, 2.0)
 HELD = [_wobbly(level) for level in LEVELS]
