@@ -74,7 +74,7 @@ from pruning import (  # noqa: E402
 
 from overfit_search.pruning import OverfitJudge, make_rule, preset  # noqa: E402
 from overfit_search.pruning.base import Firing, Rule  # noqa: E402
-from overfit_search.pruning.budget import HalvingRule, _noise  # noqa: E402
+from overfit_search.pruning.budget import HalvingRule, _noise, _quantile  # noqa: E402
 from overfit_search.pruning.budget import ranking_held as product_ranking_held  # noqa: E402
 
 
@@ -348,6 +348,56 @@ class EndGuard:
         return self.rule.check(val_loss, train_eval_loss)
 
 
+class RunningMeanMedian:
+    """Ray Tune's ``MedianStoppingRule`` comparison as a budget rule, with a noise tolerance.
+
+    From epoch ``grace`` on, a trial stops when its best val loss so far is above the
+    ``percentile`` of its peers' *running mean* val loss over epochs ``grace..t`` (the peers that
+    reached ``t``) by more than ``z`` noise units; with fewer than ``min_trials`` such peers
+    nothing stops. A peer's running mean carries its early, high losses, so the comparison is
+    lenient while curves still fall (a slow starter is judged against where its peers have
+    been, not where they stand) and tightens as they flatten. At ``z`` 0, ``percentile`` 50 and
+    ``min_trials`` 3 it is Ray's rule (which the frontier replays as ``ray-median``).
+
+    Args:
+        grace: First epoch it may stop at, and the first epoch of the running mean.
+        min_trials: Peers that must have reached ``t``.
+        percentile: The peers' percentile compared with.
+        z: Noise multiples of tolerance.
+    """
+
+    name = "median"
+
+    def __init__(
+        self, grace: int = 1, min_trials: int = 3, percentile: float = 50.0, z: float = 0.0
+    ) -> None:
+        self.grace, self.min_trials, self.percentile, self.z = grace, min_trials, percentile, z
+
+    def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
+        """Fire if the best so far is out of the peers' running-mean percentile, past noise."""
+        t = len(val_loss)
+        if t < self.grace or not all(map(math.isfinite, val_loss)):
+            return None
+        means = [
+            statistics.fmean(p[self.grace - 1 : t])
+            for p in peers
+            if len(p) >= t and all(map(math.isfinite, p[self.grace - 1 : t]))
+        ]
+        if len(means) < self.min_trials:
+            return None
+        cutoff = _quantile(means, self.percentile / 100.0)
+        tolerance = self.z * _noise(val_loss, peers) if self.z else 0.0
+        own = min(val_loss)
+        if cutoff <= 0 or own <= cutoff * (1.0 + tolerance):
+            return None
+        excess = 100.0 * (own / cutoff - 1.0)
+        return Firing("median", excess, 100.0 * tolerance, t, f"running-mean cutoff {cutoff:.4f}")
+
+
+NO_RULE = make_rule("none")
+"""No overfitting rule: the budget rule alone decides."""
+
+
 def candidate(
     name: str, horizon: int, budget: dict[str, Any] | None = None, **params: Any
 ) -> Judge:
@@ -355,8 +405,11 @@ def candidate(
     candidate: ``default`` (none), ``reach`` (``ReachRule(**params)`` as an OR),
     ``backtest`` (``BacktestedHalving(**params)`` instead of halving), ``schedule``
     (``ScheduleHalving(**params)`` instead of halving), ``trust``, ``kept``, ``checked`` (their
-    classes instead of halving) or ``guarded`` (the overfitting rule in an :class:`EndGuard`
-    of ``params["last"]`` epochs)."""
+    classes instead of halving), ``guarded`` (halving) or ``msr``
+    (:class:`RunningMeanMedian` of ``params["msr"]`` instead of halving, or beside it where
+    ``params["halving"]``). Any candidate's overfitting rule sits in an :class:`EndGuard` of
+    ``params["last"]`` epochs where that is given, and is none where ``params["peak"]`` is
+    False."""
     settings = preset("balanced")
     rule = dict(settings["rule"])
     halving = {**settings["budget"], **(budget or {})}
@@ -375,16 +428,20 @@ def candidate(
         rule_b = KeptNoiseHalving(**params, **halving)
     elif name in ("default", "guarded"):
         rule_b = HalvingRule(**halving)
+    elif name == "msr":
+        msr = RunningMeanMedian(**params.get("msr", {}))
+        rule_b = EitherBudget(HalvingRule(**halving), msr) if params.get("halving") else msr
     else:
         raise ValueError(
             f"unknown candidate {name!r}; choose default, reach, backtest, schedule, trust, "
-            "kept, checked or guarded"
+            "kept, checked, guarded or msr"
         )
     judge = Judge.__new__(Judge)
     judge.name, judge.stopped_by = name, {}
-    overfit = make_rule(rule.pop("name"), **rule)
+    overfit = make_rule(rule.pop("name"), **rule) if params.get("peak", True) else NO_RULE
+    last = params.get("last", 0)
     judge.judge = OverfitJudge(
-        EndGuard(overfit, horizon, params["last"]) if name == "guarded" else overfit,
+        EndGuard(overfit, horizon, last) if last else overfit,
         grace_epochs=2,
         compare="median",
         compare_min_trials=4,
@@ -556,6 +613,39 @@ FRESH12_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 """Round 12's exploring leads, replayed on the six seed-6 live orders recorded after them: the
 peak rule kept out of the last ``patience`` (4) epochs, and the first rung keeping half."""
 
+MSR_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default", {}, {}),
+    ("msr", {}, {"msr": {"grace": 1, "min_trials": 3}, "peak": False}),
+    *[
+        ("msr", {}, {"msr": {"grace": g, "min_trials": m, "z": z}, "last": last})
+        for g in (1, 2)
+        for m in (3, 5)
+        for z in (0.0, 0.5)
+        for last in (0, 4)
+    ],
+    *[
+        ("msr", {}, {"msr": {"grace": 1, "min_trials": 3, "percentile": q}, "last": 4})
+        for q in (40.0, 60.0)
+    ],
+    ("msr", {}, {"msr": {"grace": 1, "min_trials": 3}, "halving": True, "last": 4}),
+]
+"""Round 13, exploring on the forty-two choosing live orders: Ray's MedianStoppingRule
+comparison (a trial's best so far against its peers' running mean, :class:`RunningMeanMedian`)
+in place of halving, with the peak rule (and kept out of its last 4 epochs), after that rule at
+grace 1 edged the default on those orders in round 12."""
+
+MSR_LEAD = {"msr": {"grace": 1, "min_trials": 5, "percentile": 50.0, "z": 0.0}, "last": 4}
+"""Round 13's first lead: Ray's MedianStoppingRule comparison from epoch 1 once 5 peers reached
+the epoch, in place of halving, with the peak rule kept out of its last ``patience`` epochs."""
+
+ROUND13_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default", {}, {}),
+    ("msr", {}, MSR_LEAD),
+    ("msr", {}, {**MSR_LEAD, "msr": {**MSR_LEAD["msr"], "percentile": 40.0}}),
+]
+"""Round 13, written before any was replayed on the live orders recorded for it (sampler seeds
+7 and 8): the two leads of the ``msr`` exploration, at the 50th and the 40th percentile."""
+
 GRIDS = {
     "round7": GRID,
     "schedule": SCHEDULE_GRID,
@@ -569,6 +659,8 @@ GRIDS = {
     "round12-safe": ROUND12_SAFE_GRID,
     "gentle": GENTLE_GRID,
     "fresh12": FRESH12_GRID,
+    "msr": MSR_GRID,
+    "round13": ROUND13_GRID,
 }
 
 

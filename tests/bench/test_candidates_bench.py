@@ -50,7 +50,7 @@ def test_every_candidate_of_every_grid_builds_and_an_unknown_one_is_refused() ->
         for name, budget, params in grid:
             judge = candidates.candidate(name, 20, budget, **params)
             assert judge.name == name
-    with pytest.raises(ValueError, match="schedule, trust, kept, checked or guarded"):
+    with pytest.raises(ValueError, match="schedule, trust, kept, checked, guarded or msr"):
         candidates.candidate("oracle", 20)
 
 
@@ -159,3 +159,58 @@ def test_the_end_guard_keeps_the_rule_out_of_the_last_epochs() -> None:
     assert guard.name == "peak"
     fired = [t for t in range(1, 11) if guard.check([1.0] * t, [1.0] * t) is not None]
     assert fired == list(range(1, 9))
+
+
+# four peers at epochs 1-3: running means since epoch 1 of 1.0, 0.9, 0.8 (x 1.0, 1.1, 1.2, 1.3)
+MEAN_PEERS = [[1.0 * f, 0.9 * f, 0.8 * f] for f in (1.0, 1.1, 1.2, 1.3)]
+
+
+@pytest.mark.parametrize(
+    ("settings", "trial", "fires"),
+    [
+        ({}, [1.2], True),  # epoch 1: above the median of 1.0 .. 1.3 (1.15)
+        ({}, [1.1], False),
+        # epoch 3: peers' bests are 0.80-1.04 (median 0.92), their running means 0.90-1.17
+        # (median 1.035): 1.0 is above the first and judged against the second
+        ({}, [1.3, 1.1, 1.0], False),
+        ({}, [1.3, 1.1, 1.05], True),
+        ({"grace": 2}, [1.2], False),  # before the grace epoch
+        # from grace 2 the means run over epochs 2..3: 0.85-1.105, median 0.9775
+        ({"grace": 2}, [1.3, 1.1, 1.0], True),
+        ({"min_trials": 5}, [1.2], False),  # four peers are too few
+        ({"percentile": 25.0}, [1.1], True),  # the lower quartile of 1.0 .. 1.3 is 1.075
+    ],
+)
+def test_the_running_mean_median_judges_the_best_so_far_against_the_peers_means(
+    settings: dict[str, float], trial: list[float], fires: bool
+) -> None:
+    rule = candidates.RunningMeanMedian(**{"grace": 1, "min_trials": 3, **settings})
+    assert (rule.check(trial, MEAN_PEERS) is not None) is fires
+
+
+def test_the_running_mean_median_tolerates_the_measured_noise() -> None:
+    # zigzagging peers (about 22 % noise); their running means' median at epoch 3 is 1.112
+    noisy = [[1.0 * f, 1.1 * f, 0.8 * f] for f in (1.0, 1.1, 1.2, 1.3)]
+    trial = [1.3, 1.25, 1.2]  # 8 % above it
+    assert candidates.RunningMeanMedian(z=0.0).check(trial, noisy) is not None
+    assert candidates.RunningMeanMedian(z=1.0).check(trial, noisy) is None
+
+
+def test_the_running_mean_median_replays_as_rays_median_stopping_rule() -> None:
+    import numpy as np
+
+    policies = __import__("sys").modules["_policies"]
+    rng = np.random.default_rng(13)
+    curves = []
+    for i in range(12):
+        start, floor, rate = rng.uniform(1.0, 2.5), rng.uniform(0.1, 0.6), rng.uniform(0.1, 0.6)
+        val = tuple(
+            floor + (start - floor) * np.exp(-rate * e) + rng.normal(0, 0.02) for e in range(12)
+        )
+        curves.append(policies.Curve(f"c{i}", {}, val, val))
+    ours = candidates.candidate("msr", 12, msr={"grace": 1, "min_trials": 3}, peak=False)
+    for concurrency in (1, 2):
+        rays = policies.replay(curves, policies.RayMedianStopping(grace_period=1), concurrency)
+        mine = policies.replay(curves, ours, concurrency)
+        assert mine.epochs_run == rays.epochs_run
+        assert rays.pruned > 0
