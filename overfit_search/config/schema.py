@@ -432,6 +432,7 @@ class MedianBudgetConfig(_Section):
     min_trials: Annotated[int, Field(ge=2)] = 5
     percentile: Annotated[float, Field(gt=0, lt=100)] = 50.0
     z: Annotated[float, Field(ge=0)] = 1.0
+    against: Literal["best", "mean"] = "best"
 
 
 class NoBudgetConfig(_Section):
@@ -467,8 +468,10 @@ SchedulerConfig = Annotated[NoSchedulerConfig | ASHASchedulerConfig, Field(discr
 class PruningConfig(_Section):
     """When trials stop (DESIGN.md §5).
 
-    ``preset`` (``safe`` | ``balanced`` | ``fast``) fills ``rule`` and ``budget`` with that
-    level's settings (overfit_search/pruning/presets.py), except a part given explicitly. With
+    ``preset`` (``safe`` | ``balanced`` | ``fast``) fills ``rule``, ``budget`` and
+    ``end_guard`` with that level's settings (overfit_search/pruning/presets.py), except a part
+    given explicitly. ``end_guard``: the overfitting rule is not asked in the last that many
+    epochs of ``train.max_epochs``. With
     no ``preset``, ``rule`` or ``budget`` at all, :data:`DEFAULT_PRESET` applies; a section that
     names only a ``rule`` gets that rule and no budget rule, as before presets existed.
     """
@@ -479,6 +482,7 @@ class PruningConfig(_Section):
     grace_epochs: Annotated[int, Field(ge=0)] = 2
     compare: Literal["median", "none"] = "median"
     compare_min_trials: Annotated[int, Field(ge=0)] = 4
+    end_guard: Annotated[int, Field(ge=0)] = 0
     scheduler: SchedulerConfig = Field(default_factory=NoSchedulerConfig)
 
     @model_validator(mode="before")
@@ -493,9 +497,9 @@ class PruningConfig(_Section):
             data["preset"] = DEFAULT_PRESET
         name = data.get("preset")
         if isinstance(name, str) and name in PRESETS:
-            for part in ("rule", "budget"):
+            for part, value in PRESETS[name].items():
                 if part not in data:
-                    data[part] = dict(PRESETS[name][part])
+                    data[part] = dict(value) if isinstance(value, dict) else value
         return data
 
 

@@ -166,6 +166,8 @@ def make_judge(sweep: Sweep, finished_before: list[optuna.trial.FrozenTrial]) ->
         compare=sweep.pruning.compare,
         compare_min_trials=sweep.pruning.compare_min_trials,
         budget=make_budget(**budget.model_dump()) if budget.name != "none" else None,
+        max_epochs=sweep.train.max_epochs,
+        end_guard=sweep.pruning.end_guard,
     )
     for t in finished_before:
         hist = t.user_attrs.get(TrialAttr.VAL_LOSS_HISTORY) or [

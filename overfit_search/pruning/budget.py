@@ -228,17 +228,31 @@ class MedianRule:
     ``reduction_factor``, this rule looks every epoch but only cuts the worse half (at 50):
     a slow starter ranked second or third of four at an early rung is not cut.
 
+    With ``against="mean"`` the peers' value at epoch ``t`` is their *running mean* val loss
+    over epochs ``grace..t`` instead of their best up to ``t``: Ray Tune's
+    ``MedianStoppingRule`` comparison (at ``min_trials`` 3, ``percentile`` 50, ``z`` 0 it stops
+    the trials Ray's rule stops). A peer's mean carries its early, high losses, so a slow
+    starter is judged against where its peers have been while the curves still fall, and the
+    cut tightens as they flatten.
+
     Args:
-        grace: First epoch the rule may stop a trial at, >= 1.
+        grace: First epoch the rule may stop a trial at, >= 1 (with ``against="mean"``, also
+            the first epoch of the running mean).
         min_trials: Peers that must have reached the epoch, >= 2.
         percentile: The peers' percentile compared with, in (0, 100); 50 is the median.
         z: Noise multiples of tolerance, >= 0.
+        against: ``best`` (the peers' best so far) or ``mean`` (their running mean).
     """
 
     name = "median"
 
     def __init__(
-        self, grace: int = 2, min_trials: int = 5, percentile: float = 50.0, z: float = 1.0
+        self,
+        grace: int = 2,
+        min_trials: int = 5,
+        percentile: float = 50.0,
+        z: float = 1.0,
+        against: str = "best",
     ) -> None:
         self.grace = _integer("median", "grace", grace, 1)
         self.min_trials = _integer("median", "min_trials", min_trials, 2)
@@ -246,13 +260,28 @@ class MedianRule:
         if self.percentile >= 100:
             raise ValueError(f"median: percentile must be < 100, got {percentile!r}")
         self.z = _number("median", "z", z, 0, strict=False)
+        if against not in ("best", "mean"):
+            raise ValueError(f"median: against must be 'best' or 'mean', got {against!r}")
+        self.against = against
+
+    def _peer_values(self, peers: Sequence[Sequence[float]], t: int) -> list[float]:
+        """Each peer's value at epoch ``t`` (best so far or running mean since ``grace``), for
+        the peers that reached it with finite losses."""
+        if self.against == "best":
+            return _bests_at(peers, t)
+        lo = self.grace - 1
+        return [
+            statistics.fmean(p[lo:t])
+            for p in peers
+            if len(p) >= t and all(map(math.isfinite, p[lo:t]))
+        ]
 
     def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
         """Fire if the trial's best so far is out of the peers' percentile, past noise."""
         t = len(val_loss)
         if t < self.grace or not all(math.isfinite(v) for v in val_loss):
             return None
-        at_epoch = _bests_at(peers, t)
+        at_epoch = self._peer_values(peers, t)
         if len(at_epoch) < self.min_trials:
             return None
         own = min(val_loss)
@@ -267,9 +296,13 @@ class MedianRule:
             100.0 * tolerance,
             t,
             f"best {own:.4f} is {excess:.1f}% above the {self.percentile:g}th percentile "
-            f"{cutoff:.4f} of {len(at_epoch)} peers at epoch {t} (tolerance "
+            f"{cutoff:.4f} of {len(at_epoch)} peers' {self._what()} at epoch {t} (tolerance "
             f"{100 * tolerance:.1f}% = {self.z:g} x noise)",
         )
+
+    def _what(self) -> str:
+        """What the peers' value is, for the stop reason."""
+        return "best" if self.against == "best" else f"mean val loss since epoch {self.grace}"
 
 
 class NoBudget:

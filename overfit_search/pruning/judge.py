@@ -116,6 +116,10 @@ class OverfitJudge:
             overfitting rule did not fire, with the other trials' val loss as its peers; a
             trial it stops is PRUNED (it ranked out), with the budget rule's name as its rule.
             None: no budget rule.
+        max_epochs: The trials' epoch limit (``train.max_epochs``); needed by ``end_guard``.
+        end_guard: The overfitting rule is not asked in the last ``end_guard`` epochs of
+            ``max_epochs``: a stop there saves at most that many epochs, and a trial past its
+            peak that close to the end can still set a new best. 0: asked at every epoch.
 
     Raises:
         ValueError: A bad argument (the message names it).
@@ -128,7 +132,13 @@ class OverfitJudge:
         compare: Literal["median", "none"] = "median",
         compare_min_trials: int = 4,
         budget: BudgetRule | None = None,
+        max_epochs: int | None = None,
+        end_guard: int = 0,
     ) -> None:
+        if isinstance(end_guard, bool) or not isinstance(end_guard, int) or end_guard < 0:
+            raise ValueError(f"end_guard must be an integer >= 0, got {end_guard!r}")
+        if end_guard and max_epochs is None:
+            raise ValueError("end_guard needs max_epochs (the trials' epoch limit)")
         if compare not in ("median", "none"):
             raise ValueError(f"compare must be 'median' or 'none', got {compare!r}")
         if isinstance(compare_min_trials, bool) or not isinstance(compare_min_trials, int):
@@ -139,6 +149,7 @@ class OverfitJudge:
         self.compare = compare
         self.compare_min_trials = compare_min_trials
         self.budget = budget
+        self.rule_until = None if not end_guard or max_epochs is None else max_epochs - end_guard
         self._trials: dict[str, _Trial] = {}
 
     @property
@@ -186,7 +197,8 @@ class OverfitJudge:
                     stop=True, failed=f"{name} is {_describe(value)} at epoch {epoch}"
                 )
                 return trial.decision
-        firing = self.rule.check(trial.val, trial.train)
+        guarded = self.rule_until is not None and epoch > self.rule_until
+        firing = None if guarded else self.rule.check(trial.val, trial.train)
         if firing is None and self.budget is not None:
             peers = [o.val for k, o in self._trials.items() if k != key and o.peer and o.val]
             firing = self.budget.check(trial.val, peers)

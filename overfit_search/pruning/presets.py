@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+PRESETS: dict[str, dict[str, Any]] = {
     "safe": {
         "rule": {"name": "peak", "patience": 4, "z": 2.0, "smooth": 5, "sustained": True},
         "budget": {
@@ -49,15 +49,16 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
 }
-"""Preset name -> ``{"rule": make_rule kwargs, "budget": make_budget kwargs}``."""
+"""Preset name -> ``{"rule": make_rule kwargs, "budget": make_budget kwargs}``, and
+``end_guard`` (the last epochs in which the overfitting rule is not asked) where not 0."""
 
 
-def preset(name: str) -> dict[str, dict[str, Any]]:
-    """The rule and budget settings of preset ``name`` (copies).
+def preset(name: str) -> dict[str, Any]:
+    """The rule and budget settings (and ``end_guard``, where set) of preset ``name`` (copies).
 
     Raises:
         ValueError: Unknown preset (the message lists the valid ones).
     """
     if name not in PRESETS:
         raise ValueError(f"unknown pruning preset {name!r}; choose one of: {', '.join(PRESETS)}")
-    return {part: dict(params) for part, params in PRESETS[name].items()}
+    return {part: dict(v) if isinstance(v, dict) else v for part, v in PRESETS[name].items()}

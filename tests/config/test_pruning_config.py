@@ -90,6 +90,11 @@ def test_resolved_sweep_round_trips(write_sweep: Any) -> None:
             {"pruning": {"rule": {"name": "peak", "sustained": "often"}}},
             r"pruning\.rule\.sustained: .*valid boolean",
         ),
+        ({"pruning": {"end_guard": -1}}, r"pruning\.end_guard: .*greater than or equal to 0"),
+        (
+            {"pruning": {"budget": {"name": "median", "against": "last"}}},
+            r"pruning\.budget\.against: Input should be 'best' or 'mean', got 'last'",
+        ),
     ],
 )
 def test_bad_pruning_settings(write_sweep: Any, sections: dict[str, Any], fragment: str) -> None:
@@ -122,3 +127,26 @@ def test_default_preset_applies_only_to_an_empty_pruning_section(
     assert (config.rule.name, config.budget.name, config.preset) == (rule, budget, default)
     old = PruningConfig.model_validate({"rule": {"name": "gl"}})
     assert (old.rule.name, old.budget.name, old.preset) == ("gl", "none", None)
+
+
+@pytest.mark.parametrize(
+    ("pruning", "end_guard"),
+    [
+        ({"rule": {"name": "gl"}}, 0),
+        ({"preset": "balanced", "end_guard": 3}, 3),
+        *[({"preset": level}, PRESETS[level].get("end_guard", 0)) for level in PRESETS],
+    ],
+)
+def test_end_guard_comes_from_the_preset_unless_given(
+    write_sweep: Any, pruning: dict[str, Any], end_guard: int
+) -> None:
+    sweep = load_sweep(write_sweep(tiny_sweep(pruning=pruning)))
+    assert sweep.pruning.end_guard == end_guard
+    again = Sweep.model_validate(sweep.model_dump(mode="json"))
+    assert again.pruning == sweep.pruning
+
+
+def test_the_median_budget_rule_can_judge_against_the_peers_running_mean(write_sweep: Any) -> None:
+    budget = {"name": "median", "grace": 1, "z": 0.0, "against": "mean"}
+    sweep = load_sweep(write_sweep(tiny_sweep(pruning={"preset": "balanced", "budget": budget})))
+    assert sweep.pruning.budget.model_dump() == {**budget, "min_trials": 5, "percentile": 50.0}

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from overfit_search.cli import main
 from overfit_search.config import load_sweep
+from overfit_search.orchestration.study import make_judge
 from tests.conftest import digits_sweep
 
 pytestmark = pytest.mark.slow
@@ -67,3 +68,39 @@ def test_the_preset_stops_trials_and_records_which_part(
     assert resolved.pruning.rule.name == "peak"
     assert resolved.pruning.budget.model_dump()["min_trials"] == 3
     assert resolved.pruning.budget.model_dump()["verify"] == -1.0
+
+
+def test_rays_median_comparison_and_the_end_guard_in_a_real_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    doc = digits_sweep(
+        "median-mean",
+        train={"max_epochs": 3},
+        study={"trials": 6, "n_startup_trials": 6, "seed": 3},
+        # judged from epoch 1 on 2 peers with no tolerance, so that 6 trials see it stop some
+        pruning={
+            "preset": "balanced",
+            "budget": {"name": "median", "grace": 1, "min_trials": 2, "z": 0.0, "against": "mean"},
+            "end_guard": 2,
+        },
+    )
+    path = tmp_path / "median-mean.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--output", str(out), "--no-progress"]) == 0
+
+    resolved = load_sweep(out / "sweep.yaml")
+    assert resolved.pruning.end_guard == 2
+    assert resolved.pruning.budget.model_dump()["against"] == "mean"
+    judge = make_judge(resolved, [])
+    assert judge.rule_until == 1  # the peak rule is asked at epoch 1 only (max_epochs 3 - 2)
+    study = optuna.load_study(study_name="median-mean", storage=f"sqlite:///{out / 'study.db'}")
+    trials = study.get_trials()
+    assert len(trials) == 6
+    cut = [t for t in trials if t.user_attrs.get("stop_rule") == "median"]
+    assert cut, [(t.state, t.user_attrs.get("stop_rule")) for t in trials]
+    for t in cut:
+        assert t.state == TrialState.PRUNED
+        assert "peers' mean val loss since epoch 1 at epoch" in t.user_attrs["stop_reason"]
+    assert not [t for t in trials if t.user_attrs.get("stop_rule") == "peak"]

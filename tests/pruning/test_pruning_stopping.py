@@ -129,6 +129,10 @@ def _peers(bests: list[float], epochs: int = 4) -> list[list[float]]:
     return [[b] * epochs for b in bests]
 
 
+FALLING_PEERS = [[1.0 * f, 0.9 * f, 0.8 * f] for f in (1.0, 1.1, 1.2, 1.3, 1.4)]
+"""Five noiseless curves falling 10 % of their start an epoch."""
+
+
 @pytest.mark.parametrize(
     ("params", "own", "peers", "fires"),
     [
@@ -193,6 +197,15 @@ def test_halving_rule(
         # within the noise tolerance of jittery peers, then out with z 0
         ({"min_trials": 4}, [1.1, 1.1, 1.1], JITTERY_PEERS, False),
         ({"min_trials": 4, "z": 0.0}, [1.25, 1.25, 1.25], JITTERY_PEERS, True),
+        # against the peers' running mean since grace (epochs 2-3: 0.85 x 1.0 .. 1.4, median
+        # 1.02) instead of their best (0.8 x ..., median 0.96): a slow starter at 1.0 is kept
+        ({}, [1.3, 1.1, 1.0], FALLING_PEERS, True),
+        ({"against": "mean"}, [1.3, 1.1, 1.0], FALLING_PEERS, False),
+        ({"against": "mean"}, [1.3, 1.1, 1.05], FALLING_PEERS, True),
+        # from grace 1 the means run over epochs 1-3 (0.9 x ..., median 1.08)
+        ({"against": "mean", "grace": 1}, [1.3, 1.1, 1.05], FALLING_PEERS, False),
+        # a peer stopped before the epoch does not count: 4 are too few
+        ({"against": "mean"}, [1.3, 1.1, 1.05], [*FALLING_PEERS[:4], [1.0, 0.9]], False),
     ],
 )
 def test_median_rule(
@@ -230,6 +243,7 @@ def test_halving_rungs(params: dict[str, Any], rungs: list[int]) -> None:
         ("halving", {"verify_trials": 2}, "halving: verify_trials must be >= 3, got 2"),
         ("median", {"percentile": 100}, "median: percentile must be < 100, got 100"),
         ("median", {"grace": 0}, "median: grace must be >= 1, got 0"),
+        ("median", {"against": "last"}, "median: against must be 'best' or 'mean', got 'last'"),
         ("none", {"z": 1}, "none: unknown parameter 'z'; it takes no parameters"),
     ],
 )
@@ -277,6 +291,46 @@ def test_judge_records_which_part_stopped_a_trial() -> None:
     assert stops == [False] * 5 + [True]
     outcome = judge.outcome("over")
     assert (outcome.state, outcome.rule, outcome.best_epoch) == ("COMPLETE", "peak", 3)
+
+
+def test_the_median_rules_reason_says_what_the_peers_are_judged_on() -> None:
+    best = MedianRule().check([1.3, 1.1, 1.0], FALLING_PEERS)
+    mean = MedianRule(against="mean", grace=1).check([1.5, 1.4, 1.3], FALLING_PEERS)
+    assert best is not None and "of 5 peers' best at epoch 3" in best.reason
+    assert mean is not None and "of 5 peers' mean val loss since epoch 1 at epoch 3" in mean.reason
+
+
+@pytest.mark.parametrize(
+    ("end_guard", "stops_at"),
+    [(0, 6), (1, None), (3, None)],
+)
+def test_the_end_guard_keeps_the_overfitting_rule_out_of_the_last_epochs(
+    end_guard: int, stops_at: int | None
+) -> None:
+    judge = OverfitJudge(make_rule("peak"), grace_epochs=2, max_epochs=6, end_guard=end_guard)
+    curve = [0.9, 0.5, 0.4, 0.5, 0.6, 0.7]  # the peak rule fires at epoch 6
+    stops = [judge.observe("over", e, v, 0.1).stop for e, v in enumerate(curve, start=1)]
+    assert stops == [e == stops_at for e in range(1, 7)]
+
+
+def test_the_end_guard_leaves_the_budget_rule_alone() -> None:
+    judge = _judge(max_epochs=2, end_guard=2)
+    for i, level in enumerate([1.0, 1.1, 1.2, 1.3]):
+        assert not judge.observe(f"p{i}", 1, level, level).stop
+    decision = judge.observe("bad", 1, 2.0, 2.0)
+    assert decision.firing is not None and decision.firing.rule == "halving"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"end_guard": -1, "max_epochs": 5}, "end_guard must be an integer >= 0, got -1"),
+        ({"end_guard": 2}, r"end_guard needs max_epochs \(the trials' epoch limit\)"),
+    ],
+)
+def test_end_guard_errors(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        OverfitJudge(make_rule("peak"), **kwargs)
 
 
 def test_judge_without_budget_is_unchanged() -> None:
