@@ -334,6 +334,8 @@ class Judge:
         compare: str = "median",
         compare_min_trials: int = 4,
         budget: dict[str, Any] | None = None,
+        max_epochs: int | None = None,
+        end_guard: int = 0,
         **params: Any,
     ) -> None:
         from overfit_search.pruning import OverfitJudge, make_budget, make_rule
@@ -345,18 +347,27 @@ class Judge:
             compare=compare,  # type: ignore[arg-type]
             compare_min_trials=compare_min_trials,
             budget=make_budget(**budget) if budget else None,
+            max_epochs=max_epochs,
+            end_guard=end_guard,
         )
         self.stopped_by: dict[str, str] = {}
 
     @classmethod
-    def preset(cls, name: str, level: str, grace_epochs: int = 2) -> Judge:
-        """The two-part policy of ``pruning.preset: level`` (peak rule + halving budget)."""
+    def preset(cls, name: str, level: str, max_epochs: int, grace_epochs: int = 2) -> Judge:
+        """The two-part policy of ``pruning.preset: level`` (peak rule, budget rule and end
+        guard) for trials of ``max_epochs``."""
         from overfit_search.pruning import preset
 
         settings = preset(level)
         rule = dict(settings["rule"])
         return cls(
-            name, rule.pop("name"), grace_epochs=grace_epochs, budget=settings["budget"], **rule
+            name,
+            rule.pop("name"),
+            grace_epochs=grace_epochs,
+            budget=settings["budget"],
+            max_epochs=max_epochs,
+            end_guard=settings.get("end_guard", 0),
+            **rule,
         )
 
     def start(self, key: str) -> None:
@@ -451,9 +462,9 @@ def frontier_policies() -> dict[str, PolicyFactory]:
     sequential policy: see :func:`top_k`.
     """
     return {
-        "default": lambda seed, t: Judge.preset("default", "balanced"),
-        "safe": lambda seed, t: Judge.preset("safe", "safe"),
-        "fast": lambda seed, t: Judge.preset("fast", "fast"),
+        "default": lambda seed, t: Judge.preset("default", "balanced", t),
+        "safe": lambda seed, t: Judge.preset("safe", "safe", t),
+        "fast": lambda seed, t: Judge.preset("fast", "fast", t),
         # round 4's balanced, chosen on random subsets (the default until round 5)
         "balanced-r4": lambda seed, t: Judge(
             "balanced-r4",
@@ -532,7 +543,7 @@ def default_policies() -> dict[str, PolicyFactory]:
     reduction_factor: 3}`` (DESIGN.md §6: the stopper composes with one Ray scheduler).
     """
     return {
-        "default": lambda seed, t: Judge.preset("default", "balanced"),
+        "default": lambda seed, t: Judge.preset("default", "balanced", t),
         "gl": lambda seed, t: Judge("gl", "gl", alpha=5.0),
         "gl-nocmp": lambda seed, t: Judge("gl-nocmp", "gl", compare="none", alpha=5.0),
         # GL that must hold for 3 epochs (added after the first results, see RESULTS.md)

@@ -74,7 +74,7 @@ from pruning import (  # noqa: E402
 
 from overfit_search.pruning import OverfitJudge, make_rule, preset  # noqa: E402
 from overfit_search.pruning.base import Firing, Rule  # noqa: E402
-from overfit_search.pruning.budget import HalvingRule, _noise, _quantile  # noqa: E402
+from overfit_search.pruning.budget import HalvingRule, MedianRule, _noise  # noqa: E402
 from overfit_search.pruning.budget import ranking_held as product_ranking_held  # noqa: E402
 
 
@@ -348,51 +348,35 @@ class EndGuard:
         return self.rule.check(val_loss, train_eval_loss)
 
 
-class RunningMeanMedian:
-    """Ray Tune's ``MedianStoppingRule`` comparison as a budget rule, with a noise tolerance.
+class RunningMeanMedian(MedianRule):
+    """Ray Tune's ``MedianStoppingRule`` comparison: the product's ``MedianRule`` with
+    ``against="mean"``, at Ray's defaults.
 
     From epoch ``grace`` on, a trial stops when its best val loss so far is above the
     ``percentile`` of its peers' *running mean* val loss over epochs ``grace..t`` (the peers that
     reached ``t``) by more than ``z`` noise units; with fewer than ``min_trials`` such peers
-    nothing stops. A peer's running mean carries its early, high losses, so the comparison is
-    lenient while curves still fall (a slow starter is judged against where its peers have
-    been, not where they stand) and tightens as they flatten. At ``z`` 0, ``percentile`` 50 and
-    ``min_trials`` 3 it is Ray's rule (which the frontier replays as ``ray-median``).
-
-    Args:
-        grace: First epoch it may stop at, and the first epoch of the running mean.
-        min_trials: Peers that must have reached ``t``.
-        percentile: The peers' percentile compared with.
-        z: Noise multiples of tolerance.
+    nothing stops. At ``z`` 0, ``percentile`` 50 and ``min_trials`` 3 it is Ray's rule (which
+    the frontier replays as ``ray-median``).
     """
-
-    name = "median"
 
     def __init__(
         self, grace: int = 1, min_trials: int = 3, percentile: float = 50.0, z: float = 0.0
     ) -> None:
-        self.grace, self.min_trials, self.percentile, self.z = grace, min_trials, percentile, z
+        super().__init__(grace, min_trials, percentile, z, against="mean")
 
-    def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
-        """Fire if the best so far is out of the peers' running-mean percentile, past noise."""
-        t = len(val_loss)
-        if t < self.grace or not all(map(math.isfinite, val_loss)):
-            return None
-        means = [
-            statistics.fmean(p[self.grace - 1 : t])
-            for p in peers
-            if len(p) >= t and all(map(math.isfinite, p[self.grace - 1 : t]))
-        ]
-        if len(means) < self.min_trials:
-            return None
-        cutoff = _quantile(means, self.percentile / 100.0)
-        tolerance = self.z * _noise(val_loss, peers) if self.z else 0.0
-        own = min(val_loss)
-        if cutoff <= 0 or own <= cutoff * (1.0 + tolerance):
-            return None
-        excess = 100.0 * (own / cutoff - 1.0)
-        return Firing("median", excess, 100.0 * tolerance, t, f"running-mean cutoff {cutoff:.4f}")
 
+ROUND12_BALANCED: dict[str, dict[str, Any]] = {
+    "rule": {"name": "peak", "patience": 4, "z": 2.0, "smooth": 5, "sustained": True},
+    "budget": {
+        "name": "halving",
+        "first_rung": 2,
+        "reduction_factor": 4.0,
+        "min_trials": 5,
+        "z": 1.0,
+    },
+}
+"""``balanced`` as rounds 5-12 shipped it: every grid's ``default`` and the base every candidate
+changes, so the grids replay as written whatever the preset becomes."""
 
 NO_RULE = make_rule("none")
 """No overfitting rule: the budget rule alone decides."""
@@ -410,7 +394,7 @@ def candidate(
     ``params["halving"]``). Any candidate's overfitting rule sits in an :class:`EndGuard` of
     ``params["last"]`` epochs where that is given, and is none where ``params["peak"]`` is
     False."""
-    settings = preset("balanced")
+    settings = ROUND12_BALANCED
     rule = dict(settings["rule"])
     halving = {**settings["budget"], **(budget or {})}
     halving.pop("name")
