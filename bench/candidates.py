@@ -73,7 +73,7 @@ from pruning import (  # noqa: E402
 )
 
 from overfit_search.pruning import OverfitJudge, make_rule, preset  # noqa: E402
-from overfit_search.pruning.base import Firing, Rule  # noqa: E402
+from overfit_search.pruning.base import Firing  # noqa: E402
 from overfit_search.pruning.budget import HalvingRule, MedianRule, _noise  # noqa: E402
 from overfit_search.pruning.budget import ranking_held as product_ranking_held  # noqa: E402
 
@@ -325,29 +325,6 @@ class CheckedHalving:
         return firing if checkable else None
 
 
-class EndGuard:
-    """An overfitting rule that does not fire in the last ``last`` epochs of ``horizon``.
-
-    A stop there saves at most ``last`` epochs of the trial, and on the live orders of round 12
-    the peak rule twice stopped the eventual winner one or two epochs before its best.
-
-    Args:
-        rule: The overfitting rule guarded.
-        horizon: The trials' ``max_epochs``.
-        last: Epochs at the end in which ``rule`` is not asked.
-    """
-
-    def __init__(self, rule: Rule, horizon: int, last: int) -> None:
-        self.rule, self.horizon, self.last = rule, horizon, last
-        self.name = rule.name
-
-    def check(self, val_loss: Sequence[float], train_eval_loss: Sequence[float]) -> Firing | None:
-        """``rule``'s firing, except in the last ``last`` epochs."""
-        if len(val_loss) > self.horizon - self.last:
-            return None
-        return self.rule.check(val_loss, train_eval_loss)
-
-
 class RunningMeanMedian(MedianRule):
     """Ray Tune's ``MedianStoppingRule`` comparison: the product's ``MedianRule`` with
     ``against="mean"``, at Ray's defaults.
@@ -391,9 +368,9 @@ def candidate(
     (``ScheduleHalving(**params)`` instead of halving), ``trust``, ``kept``, ``checked`` (their
     classes instead of halving), ``guarded`` (halving) or ``msr``
     (:class:`RunningMeanMedian` of ``params["msr"]`` instead of halving, or beside it where
-    ``params["halving"]``). Any candidate's overfitting rule sits in an :class:`EndGuard` of
-    ``params["last"]`` epochs where that is given, and is none where ``params["peak"]`` is
-    False."""
+    ``params["halving"]``). Any candidate's overfitting rule is kept out of the last
+    ``params["last"]`` epochs where that is given (the product's ``end_guard``), and is none
+    where ``params["peak"]`` is False."""
     settings = ROUND12_BALANCED
     rule = dict(settings["rule"])
     halving = {**settings["budget"], **(budget or {})}
@@ -423,13 +400,14 @@ def candidate(
     judge = Judge.__new__(Judge)
     judge.name, judge.stopped_by = name, {}
     overfit = make_rule(rule.pop("name"), **rule) if params.get("peak", True) else NO_RULE
-    last = params.get("last", 0)
     judge.judge = OverfitJudge(
-        EndGuard(overfit, horizon, last) if last else overfit,
+        overfit,
         grace_epochs=2,
         compare="median",
         compare_min_trials=4,
         budget=rule_b,
+        max_epochs=horizon,
+        end_guard=params.get("last", 0),
     )
     return judge
 

@@ -148,19 +148,6 @@ def test_checked_cuts_only_at_a_rung_whose_ranking_held_in_the_study() -> None:
         candidates.CheckedHalving(untrusted="always", **settings)
 
 
-def test_the_end_guard_keeps_the_rule_out_of_the_last_epochs() -> None:
-    class Always:
-        name = "peak"
-
-        def check(self, val_loss: list[float], train_eval_loss: list[float]) -> object:
-            return "fired"
-
-    guard = candidates.EndGuard(Always(), horizon=10, last=2)
-    assert guard.name == "peak"
-    fired = [t for t in range(1, 11) if guard.check([1.0] * t, [1.0] * t) is not None]
-    assert fired == list(range(1, 9))
-
-
 # four peers at epochs 1-3: running means since epoch 1 of 1.0, 0.9, 0.8 (x 1.0, 1.1, 1.2, 1.3)
 MEAN_PEERS = [[1.0 * f, 0.9 * f, 0.8 * f] for f in (1.0, 1.1, 1.2, 1.3)]
 

@@ -4,6 +4,7 @@ the study, trials.csv and sweep.yaml say so."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -17,6 +18,16 @@ from overfit_search.orchestration.study import make_judge
 from tests.conftest import digits_sweep
 
 pytestmark = pytest.mark.slow
+
+
+def _run(tmp_path: Path, doc: dict[str, Any]) -> tuple[Path, list[optuna.trial.FrozenTrial]]:
+    """Run sweep ``doc`` into ``tmp_path/out`` through the CLI: the folder and the trials."""
+    path = tmp_path / f"{doc['name']}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--output", str(out), "--no-progress"]) == 0
+    storage = f"sqlite:///{out / 'study.db'}"
+    return out, optuna.load_study(study_name=doc["name"], storage=storage).get_trials()
 
 
 def test_the_preset_stops_trials_and_records_which_part(
@@ -42,13 +53,7 @@ def test_the_preset_stops_trials_and_records_which_part(
             },
         },
     )
-    path = tmp_path / "stopping.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    out = tmp_path / "out"
-    assert main(["run", str(path), "--output", str(out), "--no-progress"]) == 0
-
-    study = optuna.load_study(study_name="stopping", storage=f"sqlite:///{out / 'study.db'}")
-    trials = study.get_trials()
+    out, trials = _run(tmp_path, doc)
     assert len(trials) == 7
     halved = [t for t in trials if t.user_attrs.get("stop_rule") == "halving"]
     assert halved, [(t.state, t.user_attrs.get("stop_rule")) for t in trials]
@@ -85,18 +90,12 @@ def test_rays_median_comparison_and_the_end_guard_in_a_real_sweep(
             "end_guard": 2,
         },
     )
-    path = tmp_path / "median-mean.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    out = tmp_path / "out"
-    assert main(["run", str(path), "--output", str(out), "--no-progress"]) == 0
-
+    out, trials = _run(tmp_path, doc)
     resolved = load_sweep(out / "sweep.yaml")
     assert resolved.pruning.end_guard == 2
     assert resolved.pruning.budget.model_dump()["against"] == "mean"
     judge = make_judge(resolved, [])
     assert judge.rule_until == 1  # the peak rule is asked at epoch 1 only (max_epochs 3 - 2)
-    study = optuna.load_study(study_name="median-mean", storage=f"sqlite:///{out / 'study.db'}")
-    trials = study.get_trials()
     assert len(trials) == 6
     cut = [t for t in trials if t.user_attrs.get("stop_rule") == "median"]
     assert cut, [(t.state, t.user_attrs.get("stop_rule")) for t in trials]
