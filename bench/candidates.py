@@ -74,7 +74,7 @@ from pruning import (  # noqa: E402
 
 from overfit_search.pruning import OverfitJudge, make_rule, preset  # noqa: E402
 from overfit_search.pruning.base import Firing  # noqa: E402
-from overfit_search.pruning.budget import HalvingRule, MedianRule, _noise  # noqa: E402
+from overfit_search.pruning.budget import HalvingRule, MedianRule, _noise, _quantile  # noqa: E402
 from overfit_search.pruning.budget import ranking_held as product_ranking_held  # noqa: E402
 
 
@@ -120,6 +120,130 @@ class ReachRule:
             return None
         excess = 100.0 * (reach / min(bests) - 1.0)
         return Firing("reach", excess, 100.0 * tolerance, t, f"reach {reach:.4f}")
+
+
+class CalibratedReach:
+    """Stop a trial that could not reach the study's best even if it now improved as much as
+    the study's most improving finished trial did from the same epoch.
+
+    At epoch ``t`` (from ``grace`` on), the study's trials that ran the whole ``horizon`` are
+    the reference; each improved from its best up to ``t`` to its final best by a factor
+    ``g = best / best[:t]``. A trial's reach is its best so far times the ``quantile`` of those
+    factors (0: the smallest, the most improving reference). It stops when its reach is above
+    the references' best by more than ``z`` noise units. With fewer than ``min_ref``
+    references nothing stops. What it reads is the study's own record of how much a curve
+    still falls after ``t``, not the rank at ``t``: a slow starter is kept while a finished
+    trial shows a fall that large happens in this study.
+
+    Args:
+        horizon: The sweep's ``max_epochs``.
+        grace: First epoch it may stop at.
+        min_ref: Finished trials needed before it stops any.
+        quantile: The quantile of the references' improvement factors used (0: their least).
+        z: Noise units of tolerance above the references' best.
+    """
+
+    name = "calibrated"
+
+    def __init__(
+        self, horizon: int, grace: int = 1, min_ref: int = 4, quantile: float = 0.0, z: float = 0.0
+    ) -> None:
+        self.horizon, self.grace, self.min_ref = horizon, grace, min_ref
+        self.quantile, self.z = quantile, z
+
+    def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
+        """Fire when even the references' largest fall from epoch ``t`` leaves the trial above
+        their best, past noise."""
+        t = len(val_loss)
+        if t < self.grace or t >= self.horizon or not all(map(math.isfinite, val_loss)):
+            return None
+        refs = [p for p in peers if len(p) >= self.horizon and all(map(math.isfinite, p))]
+        if len(refs) < self.min_ref:
+            return None
+        factors = sorted(min(p) / min(p[:t]) for p in refs)
+        g = factors[min(len(factors) - 1, int(self.quantile * len(factors)))]
+        best = min(min(p) for p in refs)
+        reach = min(val_loss) * g
+        tolerance = self.z * _noise(val_loss, peers) if self.z else 0.0
+        if best <= 0 or reach <= best * (1.0 + tolerance):
+            return None
+        excess = 100.0 * (reach / best - 1.0)
+        return Firing("calibrated", excess, 100.0 * tolerance, t, f"reach {reach:.4f}")
+
+
+class AuditedHalving:
+    """Halving whose rungs keep the share the study's own finished trials show they must.
+
+    At a rung ``t`` of the halving rule, the study's trials that ran the whole ``horizon`` are
+    the audit. Among them, ranked by best val loss up to ``t``, the best-placed one that ended
+    within ``near`` of their best sits at place ``k`` (1: first) of ``n``: a rung keeping
+    ``k / n`` would have kept it. The rung keeps ``margin x k / n`` of the trials that reached
+    it (at least ``floor``; with the halving rule's noise tolerance), and stops nothing where
+    that is all of them, or while fewer than ``min_ref`` trials have finished. Where the study's
+    early ranking held it cuts hard; where its winners started behind it does not cut. The
+    audit's trials are survivors of earlier rungs, a narrower range than every trial, so a
+    ranking looks less settled than it is: the rule errs towards keeping.
+
+    Args:
+        horizon: The sweep's ``max_epochs``.
+        min_ref: Finished trials the audit needs.
+        margin: Multiplies the share the audit shows is needed.
+        near: A finished trial within this fraction of the audit's best counts as a winner.
+        floor: The least share a rung keeps.
+        **halving: :class:`HalvingRule`'s parameters (its rungs, trials needed, tolerance).
+    """
+
+    name = "halving"
+
+    def __init__(
+        self,
+        horizon: int,
+        min_ref: int = 5,
+        margin: float = 1.5,
+        near: float = 0.01,
+        floor: float = 0.0,
+        **halving: Any,
+    ) -> None:
+        self.horizon, self.min_ref, self.margin, self.near, self.floor = (
+            horizon,
+            min_ref,
+            margin,
+            near,
+            floor,
+        )
+        self.rule = HalvingRule(**halving)
+
+    def keep(self, t: int, peers: Sequence[Sequence[float]]) -> float | None:
+        """The share a rung at epoch ``t`` keeps; None while the audit is too small."""
+        audit = [p for p in peers if len(p) >= self.horizon and all(map(math.isfinite, p))]
+        if len(audit) < self.min_ref:
+            return None
+        finals = [min(p) for p in audit]
+        at = [min(p[:t]) for p in audit]
+        best = min(finals)
+        place = min(
+            1 + sum(a < at[i] for a in at)
+            for i in range(len(audit))
+            if finals[i] <= best * (1 + self.near)
+        )
+        return max(self.floor, self.margin * place / len(audit))
+
+    def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
+        """Fire at a rung if the trial's best so far is out of the audited share, past noise."""
+        t = len(val_loss)
+        if t == 0 or not self.rule.is_rung(t) or not all(map(math.isfinite, val_loss)):
+            return None
+        keep = self.keep(t, peers)
+        at_rung = [min(p[:t]) for p in peers if len(p) >= t and all(map(math.isfinite, p[:t]))]
+        if keep is None or keep >= 1.0 or len(at_rung) + 1 < self.rule.min_trials:
+            return None
+        own = min(val_loss)
+        cutoff = _quantile([own, *at_rung], keep)
+        tolerance = self.rule.z * _noise(val_loss, peers)
+        if own <= cutoff * (1.0 + tolerance):
+            return None
+        excess = 100.0 * (own / cutoff - 1.0)
+        return Firing("halving", excess, 100.0 * tolerance, t, f"audited keep {keep:.2f}")
 
 
 class EitherBudget:
@@ -380,7 +504,11 @@ def candidate(
     elif name == "backtest":
         rule_b = BacktestedHalving(**params, **halving)
     elif name == "schedule":
-        rule_b = ScheduleHalving(**params)
+        rule_b = ScheduleHalving(**{k: v for k, v in params.items() if k != "last"})
+    elif name == "fractions":
+        # rungs at fractions of the horizon (epoch 1 at least), as a default must place them
+        at = [max(1, round(f * horizon)) for f in params["at"]]
+        rule_b = ScheduleHalving(at, params["keeps"], params.get("min_trials", 5), params["z"])
     elif name == "trust":
         rule_b = TrustHalving(**params, **halving)
     elif name == "checked":
@@ -389,13 +517,18 @@ def candidate(
         rule_b = KeptNoiseHalving(**params, **halving)
     elif name in ("default", "guarded"):
         rule_b = HalvingRule(**halving)
+    elif name == "audit":
+        rule_b = AuditedHalving(horizon, **params.get("audit", {}), **halving)
+    elif name == "calib":
+        calib = CalibratedReach(horizon, **params.get("calib", {}))
+        rule_b = EitherBudget(HalvingRule(**halving), calib) if params.get("halving") else calib
     elif name == "msr":
         msr = RunningMeanMedian(**params.get("msr", {}))
         rule_b = EitherBudget(HalvingRule(**halving), msr) if params.get("halving") else msr
     else:
         raise ValueError(
             f"unknown candidate {name!r}; choose default, reach, backtest, schedule, trust, "
-            "kept, checked, guarded or msr"
+            "kept, checked, guarded, msr, calib or audit"
         )
     judge = Judge.__new__(Judge)
     judge.name, judge.stopped_by = name, {}
@@ -608,6 +741,78 @@ ROUND13_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 """Round 13, written before any was replayed on the live orders recorded for it (sampler seeds
 7 and 8): the two leads of the ``msr`` exploration, at the 50th and the 40th percentile."""
 
+CALIB_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default", {}, {}),
+    *[
+        ("calib", {}, {"calib": {"grace": g, "min_ref": m, "quantile": q}, "last": last})
+        for g in (1, 2)
+        for m in (3, 5)
+        for q in (0.0, 0.25)
+        for last in (0, 4)
+    ],
+    *[
+        ("calib", {}, {"calib": {"min_ref": m, "quantile": q}, "halving": True, "last": 4})
+        for m in (3, 5)
+        for q in (0.0, 0.25)
+    ],
+]
+"""Round 14, exploring on the forty-eight choosing live orders: :class:`CalibratedReach` (a
+trial stops when even the study's most improving finished trial's fall from the same epoch
+would leave it above the study's best) in place of halving, or beside it."""
+
+BOUND_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default", {}, {}),
+    *[
+        ("fractions", {}, {"at": (f1, f2), "keeps": (k1, k2), "z": z})
+        for f1 in (0.05, 0.25)
+        for f2 in (0.5, 0.6, 0.7)
+        for k1 in (1 / 2, 2 / 3)
+        for k2 in (1 / 3, 1 / 2, 2 / 3)
+        for z in (0.0, 1.0)
+    ],
+]
+"""Round 14, exploring on the forty-eight choosing live orders: two-rung schedules in the shape
+the hindsight bound (``bench/live_order.py --bound``) finds cheapest at the default's quality (a
+gentle cut early, another at half the horizon or later), with rungs placed at fractions of the
+horizon."""
+
+AUDIT_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default", {}, {}),
+    *[
+        ("audit", budget, {"audit": {"min_ref": m, "margin": margin}})
+        for budget in ({}, {"first_rung": 1, "reduction_factor": 3.0})
+        for m in (4, 6)
+        for margin in (1.0, 1.5, 2.0)
+    ],
+    *[
+        ("audit", budget, {"audit": {"min_ref": 4, "margin": 1.5}})
+        for budget in ({"z": 0.0}, {"first_rung": 1, "reduction_factor": 3.0, "z": 0.0})
+    ],
+]
+"""Round 14, exploring on the forty-eight choosing live orders: :class:`AuditedHalving` (each
+rung keeps the share the study's finished trials show it must to keep their winner) on the
+default's rungs and on rungs 1, 3, 9, 27."""
+
+AUDIT_LEAD = {"first_rung": 1, "reduction_factor": 3.0}, {"audit": {"min_ref": 6, "margin": 1.0}}
+"""Round 14's ``audit`` lead: rungs at epochs 1, 3, 9, 27, each keeping the share the study's
+six or more finished trials show it must (margin 1), with the default's tolerance."""
+
+BOUND_LEAD = {"at": (0.25, 0.5), "keeps": (2 / 3, 1 / 2), "z": 0.0}
+"""Round 14's ``bound`` lead: keep two thirds at a quarter of the horizon, half at half of it."""
+
+ROUND14_GRID: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("default", {}, {}),
+    ("audit", *AUDIT_LEAD),
+    ("fractions", {}, BOUND_LEAD),
+]
+"""Round 14, written before any was replayed on the live orders recorded for it (sampler seed
+8): the leads of the ``audit`` and ``bound`` explorations. Also reported, never chosen on, on
+the held-out live orders (``bench/live_order.py --grid round14 --held-out``)."""
+
+REPORTED_GRIDS = frozenset({"round14"})
+"""Grids written down before a round's new evidence, that ``bench/live_order.py`` also reports
+on the held-out live orders: fixed before those were replayed, so reporting tunes nothing."""
+
 GRIDS = {
     "round7": GRID,
     "schedule": SCHEDULE_GRID,
@@ -623,6 +828,10 @@ GRIDS = {
     "fresh12": FRESH12_GRID,
     "msr": MSR_GRID,
     "round13": ROUND13_GRID,
+    "calib": CALIB_GRID,
+    "bound": BOUND_GRID,
+    "audit": AUDIT_GRID,
+    "round14": ROUND14_GRID,
 }
 
 

@@ -149,3 +149,45 @@ def test_a_grid_scores_with_the_weight_given(
         fraction, ratio = (float(x) for x in line.rsplit("}: ", 1)[1].split(" / ")[:2])
         score = float(line.split("score ")[1].split()[0])
         assert score == pytest.approx(fraction + weight * (ratio - 1.0), abs=2e-3)
+
+
+def test_the_bound_finds_the_cheapest_fixed_schedule_that_keeps_the_winner(tmp_path: Path) -> None:
+    # in both orders the winner (trial 0 here, 5 there) starts last and ends first: a schedule
+    # that cuts before epoch 6 loses it, one rung at epoch 6 keeping 1/24 keeps it alone
+    banks = {}
+    for name, winner in (("a", 0), ("b", 5)):
+        curves = [[1.0 + 0.01 * k + 0.0 * e for e in range(8)] for k in range(12)]
+        curves[winner] = [3.0, 3.0, 3.0, 3.0, 3.0, 0.5, 0.5, 0.5]
+        live_order.convert(_sweep(tmp_path / name, curves), tmp_path / f"{name}.csv")
+        banks[name] = pruning.load_curves(tmp_path / f"{name}.csv")
+    lines = live_order.bound(
+        banks, hits=(0.5, 1.0), max_rungs=1, default=live_order.frontier_policies()["none"]
+    )
+    assert len(lines) == 3
+    for line in lines[:2]:
+        # 12 trials x 6 epochs, then the winner alone for 2: (72 + 2) / 96
+        assert f"{74 / 96:.3f} of the epochs at best (e6 keep 1/24; 100% of the orders)" in line
+    assert lines[2].endswith("1.000 of the epochs, within 1 % on 100% of the orders")
+
+
+def test_main_prints_the_bound(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    live_order.convert(_sweep(tmp_path / "ov-59-s0", _curves()), tmp_path / "ov-59-s0.csv")
+    assert live_order.main(["--curves", str(tmp_path / "ov-59-s0.csv"), "--bound"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out[1:]] == [
+        *(f"within 1 % on {h:.0%} of the orders" for h in live_order.BOUND_HITS),
+        "default, as it runs (asynchronously, 2 at a time)",
+    ]
+
+
+def test_a_grid_fixed_in_advance_is_reported_on_held_out_banks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live_order.convert(
+        _sweep(tmp_path / "mn2-photos-s0", _curves()), tmp_path / "mn2-photos-s0.csv"
+    )
+    argv = ["--held-out", "--curves", str(tmp_path / "mn2-photos-s0.csv"), "--grid", "round14"]
+    assert live_order.main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("held out live banks")
+    assert sum("paired vs default" in line for line in out.splitlines()) == 3
