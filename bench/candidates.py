@@ -528,7 +528,7 @@ def candidate(
     else:
         raise ValueError(
             f"unknown candidate {name!r}; choose default, reach, backtest, schedule, trust, "
-            "kept, checked, guarded, msr, calib or audit"
+            "kept, checked, guarded, msr, calib, audit or fractions"
         )
     judge = Judge.__new__(Judge)
     judge.name, judge.stopped_by = name, {}

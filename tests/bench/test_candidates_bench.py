@@ -50,7 +50,7 @@ def test_every_candidate_of_every_grid_builds_and_an_unknown_one_is_refused() ->
         for name, budget, params in grid:
             judge = candidates.candidate(name, 20, budget, **params)
             assert judge.name == name
-    with pytest.raises(ValueError, match="schedule, trust, kept, checked, guarded or msr"):
+    with pytest.raises(ValueError, match="guarded, msr, calib, audit or fractions"):
         candidates.candidate("oracle", 20)
 
 
@@ -201,3 +201,57 @@ def test_the_running_mean_median_replays_as_rays_median_stopping_rule() -> None:
         mine = policies.replay(curves, ours, concurrency)
         assert mine.epochs_run == rays.epochs_run
         assert rays.pruned > 0
+
+
+# four finished trials (horizon 4): the winner (0.5 at the end) is third at epoch 1
+FINISHED = [[1.0, 0.9, 0.8, 0.8], [1.1, 1.0, 0.9, 0.9], [1.2, 0.9, 0.6, 0.5], [1.3, 1.2, 1.1, 1.0]]
+
+
+@pytest.mark.parametrize(
+    ("peers", "margin", "floor", "keep"),
+    [
+        (FINISHED, 1.0, 0.0, 3 / 4),  # the winner was third of four at epoch 1
+        (FINISHED, 2.0, 0.0, 3 / 2),  # a margin of 2: keep all
+        (FINISHED[:3], 1.0, 0.0, None),  # three finished: too few to audit
+        ([*FINISHED, [0.4]], 1.0, 0.0, 3 / 4),  # a running trial is not in the audit
+        ([*FINISHED[:2], FINISHED[3], [0.9, 0.8, 0.7, 0.5]], 1.0, 0.0, 1 / 4),  # a winner led
+        ([*FINISHED[:2], FINISHED[3], [0.9, 0.8, 0.7, 0.5]], 1.0, 0.5, 1 / 2),  # at least floor
+    ],
+)
+def test_the_audit_keeps_the_share_that_kept_the_studys_winner(
+    peers: list[list[float]], margin: float, floor: float, keep: float | None
+) -> None:
+    rule = candidates.AuditedHalving(4, min_ref=4, margin=margin, floor=floor, first_rung=1)
+    assert rule.keep(1, peers) == (None if keep is None else pytest.approx(keep))
+
+
+@pytest.mark.parametrize(
+    ("trial", "fires"),
+    [
+        ([1.25], False),  # inside the best 3/4 of five at epoch 1
+        ([1.35], True),  # last of five: out
+        ([1.35, 1.2], False),  # epoch 2 is no rung (rungs 1, 4)
+    ],
+)
+def test_an_audited_rung_cuts_outside_its_share(trial: list[float], fires: bool) -> None:
+    rule = candidates.AuditedHalving(
+        4, min_ref=4, margin=1.0, first_rung=1, reduction_factor=4.0, min_trials=4, z=0.0
+    )
+    assert (rule.check(trial, FINISHED) is not None) is fires
+
+
+@pytest.mark.parametrize(
+    ("trial", "quantile", "fires"),
+    [
+        # the largest fall from epoch 1 is the winner's, 0.5 / 1.2: 1.25 x 0.417 = 0.52 > 0.5
+        ([1.25], 0.0, True),
+        ([1.15], 0.0, False),  # 1.15 x 0.417 = 0.48: it could still win
+        ([1.15], 0.5, True),  # a median fall (0.8 / 1.0 = 0.8) could not take it there
+        ([0.9, 0.8, 0.7, 0.6], 0.0, False),  # at the horizon nothing is left to save
+    ],
+)
+def test_calibrated_reach_stops_what_even_the_largest_fall_leaves_behind(
+    trial: list[float], quantile: float, fires: bool
+) -> None:
+    rule = candidates.CalibratedReach(4, grace=1, min_ref=4, quantile=quantile)
+    assert (rule.check(trial, FINISHED) is not None) is fires
