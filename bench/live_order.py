@@ -171,8 +171,9 @@ def bound(
         default: A policy replayed beside the bound (its fraction and within-1 % share).
 
     Returns:
-        One line per share (``none`` where no schedule of the grid reaches it), then the
-        default's line where given.
+        One line per share (saying so where no schedule of the grid reaches it), then the
+        default's line where given. Rungs are epochs, so orders of different lengths share
+        only the schedules whose rungs all orders have.
     """
     per = {
         k: schedules(c, max_rungs=max_rungs, n_searches=1, size=len(c)) for k, c in banks.items()
