@@ -74,7 +74,14 @@ from pruning import (  # noqa: E402
 
 from overfit_search.pruning import OverfitJudge, make_rule, preset  # noqa: E402
 from overfit_search.pruning.base import Firing  # noqa: E402
-from overfit_search.pruning.budget import HalvingRule, MedianRule, _noise, _quantile  # noqa: E402
+from overfit_search.pruning.budget import (  # noqa: E402
+    HalvingRule,
+    MedianRule,
+    _bests_at,
+    _excess,
+    _noise,
+    _quantile,
+)
 from overfit_search.pruning.budget import ranking_held as product_ranking_held  # noqa: E402
 
 
@@ -122,6 +129,11 @@ class ReachRule:
         return Firing("reach", excess, 100.0 * tolerance, t, f"reach {reach:.4f}")
 
 
+def _finished(peers: Sequence[Sequence[float]], horizon: int) -> list[Sequence[float]]:
+    """The peers that ran the whole ``horizon`` with finite losses."""
+    return [p for p in peers if len(p) >= horizon and all(map(math.isfinite, p))]
+
+
 class CalibratedReach:
     """Stop a trial that could not reach the study's best even if it now improved as much as
     the study's most improving finished trial did from the same epoch.
@@ -157,7 +169,7 @@ class CalibratedReach:
         t = len(val_loss)
         if t < self.grace or t >= self.horizon or not all(map(math.isfinite, val_loss)):
             return None
-        refs = [p for p in peers if len(p) >= self.horizon and all(map(math.isfinite, p))]
+        refs = _finished(peers, self.horizon)
         if len(refs) < self.min_ref:
             return None
         factors = sorted(min(p) / min(p[:t]) for p in refs)
@@ -165,9 +177,9 @@ class CalibratedReach:
         best = min(min(p) for p in refs)
         reach = min(val_loss) * g
         tolerance = self.z * _noise(val_loss, peers) if self.z else 0.0
-        if best <= 0 or reach <= best * (1.0 + tolerance):
+        excess = _excess(reach, best, tolerance)
+        if excess is None:
             return None
-        excess = 100.0 * (reach / best - 1.0)
         return Firing("calibrated", excess, 100.0 * tolerance, t, f"reach {reach:.4f}")
 
 
@@ -215,7 +227,7 @@ class AuditedHalving:
 
     def keep(self, t: int, peers: Sequence[Sequence[float]]) -> float | None:
         """The share a rung at epoch ``t`` keeps; None while the audit is too small."""
-        audit = [p for p in peers if len(p) >= self.horizon and all(map(math.isfinite, p))]
+        audit = _finished(peers, self.horizon)
         if len(audit) < self.min_ref:
             return None
         finals = [min(p) for p in audit]
@@ -234,15 +246,15 @@ class AuditedHalving:
         if t == 0 or not self.rule.is_rung(t) or not all(map(math.isfinite, val_loss)):
             return None
         keep = self.keep(t, peers)
-        at_rung = [min(p[:t]) for p in peers if len(p) >= t and all(map(math.isfinite, p[:t]))]
+        at_rung = _bests_at(peers, t)
         if keep is None or keep >= 1.0 or len(at_rung) + 1 < self.rule.min_trials:
             return None
         own = min(val_loss)
         cutoff = _quantile([own, *at_rung], keep)
         tolerance = self.rule.z * _noise(val_loss, peers)
-        if own <= cutoff * (1.0 + tolerance):
+        excess = _excess(own, cutoff, tolerance)
+        if excess is None:
             return None
-        excess = 100.0 * (own / cutoff - 1.0)
         return Firing("halving", excess, 100.0 * tolerance, t, f"audited keep {keep:.2f}")
 
 
