@@ -183,6 +183,19 @@ class CalibratedReach:
         return Firing("calibrated", excess, 100.0 * tolerance, t, f"reach {reach:.4f}")
 
 
+def winner_place(losses: Sequence[Sequence[float]], epoch: int, near: float = 0.01) -> float:
+    """Where the best-placed trial ending within ``near`` of the others' best stands at
+    ``epoch``, ranked by best val loss so far among ``losses`` (one curve per trial), as a
+    share of them: ``1 / len(losses)`` is first."""
+    finals = [min(p) for p in losses]
+    at = [min(p[:epoch]) for p in losses]
+    best = min(finals)
+    place = min(
+        1 + sum(a < at[i] for a in at) for i in range(len(losses)) if finals[i] <= best * (1 + near)
+    )
+    return place / len(losses)
+
+
 class AuditedHalving:
     """Halving whose rungs keep the share the study's own finished trials show they must.
 
@@ -230,15 +243,7 @@ class AuditedHalving:
         audit = _finished(peers, self.horizon)
         if len(audit) < self.min_ref:
             return None
-        finals = [min(p) for p in audit]
-        at = [min(p[:t]) for p in audit]
-        best = min(finals)
-        place = min(
-            1 + sum(a < at[i] for a in at)
-            for i in range(len(audit))
-            if finals[i] <= best * (1 + self.near)
-        )
-        return max(self.floor, self.margin * place / len(audit))
+        return max(self.floor, self.margin * winner_place(audit, t, self.near))
 
     def check(self, val_loss: Sequence[float], peers: Sequence[Sequence[float]]) -> Firing | None:
         """Fire at a rung if the trial's best so far is out of the audited share, past noise."""

@@ -22,6 +22,7 @@ Usage::
     python bench/live_order.py                      # every policy on the committed live banks
     python bench/live_order.py --check /tmp/live/mn2-photos-s0   # replay against live sweeps
     python bench/live_order.py --bound              # what a fixed rank schedule could do at best
+    python bench/live_order.py --prior              # ... chosen on earlier studies of the setup
 """
 
 from __future__ import annotations
@@ -191,11 +192,105 @@ def bound(
             f"({picked[0].label()}; {share:.0%} of the orders)"
         )
     if default is not None:
-        cells = [row(curves, replay_order(curves, default)) for curves in banks.values()]
-        fraction, _, within = pooled(cells)
+        lines.append(default_line(banks, default))
+    return lines
+
+
+def default_line(banks: dict[str, list[Curve]], default: PolicyFactory) -> str:
+    """The default replayed on every order as it runs: its mean fraction and within-1 % share."""
+    cells = [row(curves, replay_order(curves, default)) for curves in banks.values()]
+    fraction, _, within = pooled(cells)
+    return (
+        f"default, as it runs (asynchronously, 2 at a time): {fraction:.3f} of the epochs, "
+        f"within 1 % on {within / len(cells):.0%} of the orders"
+    )
+
+
+PRIOR_SOURCES = ("the same setup's other orders", "the other setups' orders", "every other order")
+"""Where :func:`prior` picks each order's schedule from: earlier studies of the same setup (a
+prior a user's own past sweeps could give), of other setups, or all of them."""
+
+
+def between_setups(places: dict[str, float]) -> tuple[float, float]:
+    """The share of the variance of ``places`` (per order) between the orders' setups, and the
+    share expected by chance with that many setups and orders, ``(g - 1) / (n - 1)``."""
+    groups: dict[str, list[float]] = {}
+    for name, value in places.items():
+        groups.setdefault(setup_of(Path(f"{name}.csv")), []).append(value)
+    values = list(places.values())
+    mean = statistics.fmean(values)
+    total = sum((v - mean) ** 2 for v in values)
+    within = sum(sum((v - statistics.fmean(g)) ** 2 for v in g) for g in groups.values())
+    return 1.0 - within / total if total else 0.0, (len(groups) - 1) / (len(values) - 1)
+
+
+def prior(
+    banks: dict[str, list[Curve]],
+    hits: Sequence[float] = BOUND_HITS,
+    max_rungs: int = 1,
+    default: PolicyFactory | None = None,
+) -> list[str]:
+    """What a rank schedule chosen on other studies does on a study it never saw.
+
+    For each order, the cheapest synchronous schedule (as :func:`bound`'s) that keeps a
+    within-1 % trial on ``hit`` of the orders of one of :data:`PRIOR_SOURCES` (the order
+    itself left out) is replayed on that order. If how fast a setup's ranking settles were a
+    property of the setup, the same setup's earlier orders would pick a schedule that is
+    cheaper, or keeps the winner more often, than the others' orders do. The place of each
+    order's winner at epochs 1-3 says the same without schedules: the share of its variance
+    between setups, against the share chance gives.
+
+    Args:
+        banks: Live orders, named ``SETUP-sSEED``.
+        hits: The within-1 % shares the schedules are chosen to keep.
+        max_rungs: Rungs a schedule may have (more rungs overfit the few orders of a setup).
+        default: A policy replayed beside them (its fraction and within-1 % share).
+
+    Returns:
+        One line per source and share (mean fraction of the epochs and the share of orders
+        within 1 %, over the orders that source has a schedule for), the default's where
+        given, then one per epoch.
+    """
+    from candidates import winner_place
+
+    per = {
+        k: schedules(c, max_rungs=max_rungs, n_searches=1, size=len(c)) for k, c in banks.items()
+    }
+    setup = {k: setup_of(Path(f"{k}.csv")) for k in banks}
+    pick_from = {
+        PRIOR_SOURCES[0]: lambda k, o: o != k and setup[o] == setup[k],
+        PRIOR_SOURCES[1]: lambda k, o: setup[o] != setup[k],
+        PRIOR_SOURCES[2]: lambda k, o: o != k,
+    }
+    lines = []
+    for hit in hits:
+        for source, chosen in pick_from.items():
+            cells = []
+            for k in per:
+                others = {o: rows for o, rows in per.items() if chosen(k, o)}
+                picked = fixed_schedule(others, hit=hit, pooled=True) if others else None
+                if picked is None:
+                    continue
+                key = (picked[0].rungs, picked[0].keeps)
+                same = next((x for x in per[k] if (x.rungs, x.keeps) == key), None)
+                if same is not None:
+                    cells.append(same)
+            if not cells:
+                lines.append(f"kept on {hit:.0%} of {source}: no order has a schedule")
+                continue
+            lines.append(
+                f"kept on {hit:.0%} of {source}: "
+                f"{statistics.fmean(x.fraction for x in cells):.3f} of the epochs, within 1 % on "
+                f"{statistics.fmean(x.hit for x in cells):.0%} of {len(cells)} orders"
+            )
+    if default is not None:
+        lines.append(default_line(banks, default))
+    for epoch in (1, 2, 3):
+        places = {k: winner_place([c.val_loss for c in v], epoch) for k, v in banks.items()}
+        share, chance = between_setups(places)
         lines.append(
-            f"default, as it runs (asynchronously, 2 at a time): {fraction:.3f} of the epochs, "
-            f"within 1 % on {within / len(cells):.0%} of the orders"
+            f"winner's place at epoch {epoch}: mean {statistics.fmean(places.values()):.2f}, "
+            f"{share:.0%} of its variance between setups (chance {chance:.0%})"
         )
     return lines
 
@@ -301,6 +396,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--bound", action="store_true", help="the cheapest fixed rank schedule, in hindsight"
     )
     parser.add_argument(
+        "--prior", action="store_true", help="schedules chosen on other orders, per source"
+    )
+    parser.add_argument("--rungs", type=int, default=1, help="with --prior: rungs at most")
+    parser.add_argument(
         "--weight", type=float, help="with --grid: the score's ratio weight (default: balanced's)"
     )
     args = parser.parse_args(argv)
@@ -337,6 +436,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.bound:
         print("\n".join(bound(banks, default=policies["default"])))
+        return 0
+    if args.prior:
+        print("\n".join(prior(banks, max_rungs=args.rungs, default=policies["default"])))
         return 0
     print("\n".join(table(banks, policies, args.markdown)))
     return 0

@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import load_bench
 
 live_order = load_bench("live_order")
+candidates = load_bench("candidates")
 pruning = load_bench("pruning")
 
 
@@ -191,3 +192,59 @@ def test_a_grid_fixed_in_advance_is_reported_on_held_out_banks(
     out = capsys.readouterr().out
     assert out.startswith("held out live banks")
     assert sum("paired vs default" in line for line in out.splitlines()) == 3
+
+
+@pytest.mark.parametrize(
+    ("epoch", "place"),
+    [(1, 12 / 12), (2, 12 / 12), (3, 1 / 12)],
+)
+def test_the_winners_place_is_its_rank_on_the_best_so_far(epoch: int, place: float) -> None:
+    curves = [[1.0 + 0.01 * k] * 6 for k in range(12)]
+    curves[4] = [3.0, 2.0, 0.5, 0.5, 0.5, 0.5]
+    assert candidates.winner_place(curves, epoch) == place
+
+
+@pytest.mark.parametrize(
+    ("places", "share"),
+    [
+        ({"x-s0": 0.1, "x-s1": 0.1, "y-s0": 0.9, "y-s1": 0.9}, 1.0),
+        ({"x-s0": 0.1, "x-s1": 0.9, "y-s0": 0.1, "y-s1": 0.9}, 0.0),
+        ({"x-s0": 0.5, "x-s1": 0.5, "y-s0": 0.5, "y-s1": 0.5}, 0.0),
+    ],
+)
+def test_the_variance_between_setups_is_measured_against_chance(
+    places: dict[str, float], share: float
+) -> None:
+    measured, chance = live_order.between_setups(places)
+    assert measured == pytest.approx(share)
+    assert chance == pytest.approx(1 / 3)
+
+
+def test_a_prior_from_the_same_setup_picks_the_schedule_its_orders_share(tmp_path: Path) -> None:
+    # setup x's winner always starts last and ends first, at epoch 6; setup y's winner leads
+    # from epoch 1. On x, x's other order says to wait for epoch 6 (12 x 6 epochs, then the
+    # winner alone for 2: 74 / 96), y's order to cut at epoch 1 and lose it; y has no other order
+    banks = {}
+    for name, winner, late in (("x-s0", 0, True), ("x-s1", 5, True), ("y-s0", 2, False)):
+        curves = [[1.0 + 0.01 * k] * 8 for k in range(12)]
+        curves[winner] = [3.0] * 5 + [0.5] * 3 if late else [0.5] * 8
+        live_order.convert(_sweep(tmp_path / name, curves), tmp_path / f"{name}.csv")
+        banks[name] = pruning.load_curves(tmp_path / f"{name}.csv")
+    lines = live_order.prior(banks, hits=(1.0,), max_rungs=1)
+    same, other, every = lines[:3]
+    assert same.endswith(f"{74 / 96:.3f} of the epochs, within 1 % on 100% of 2 orders")
+    assert other.endswith("within 1 % on 33% of 3 orders")
+    assert every.endswith(f"{74 / 96:.3f} of the epochs, within 1 % on 100% of 3 orders")
+    assert lines[3].startswith("winner's place at epoch 1: mean ")
+    assert len(lines) == 6
+
+
+def test_main_prints_the_prior(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for seed in (0, 1):
+        name = f"ov-59-s{seed}"
+        live_order.convert(_sweep(tmp_path / name, _curves()), tmp_path / f"{name}.csv")
+    argv = ["--curves", str(tmp_path / "ov-59-s0.csv"), str(tmp_path / "ov-59-s1.csv")]
+    assert live_order.main([*argv, "--prior"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("kept on ") for line in out) == 3 * len(live_order.BOUND_HITS)
+    assert any(line.startswith("default, as it runs") for line in out)
