@@ -42,7 +42,14 @@ if str(HERE) not in sys.path:
 
 from _policies import Curve, PolicyFactory, ReplayResult, frontier_policies, replay  # noqa: E402
 from _record import CURVE_COLUMNS  # noqa: E402
-from pruning import HELD_OUT, KNOBS, fixed_schedule, load_curves, schedules  # noqa: E402
+from pruning import (  # noqa: E402
+    HELD_OUT,
+    KNOBS,
+    Schedule,
+    fixed_schedule,
+    load_curves,
+    schedules,
+)
 
 LIVE_BANKS = HERE / "curves" / "live"
 CONCURRENCY = 2
@@ -146,6 +153,16 @@ BOUND_HITS = (0.5, 0.65, 0.75, 0.9)
 """Shares of the orders, within 1 % of their sweep's best, the bound is given at."""
 
 
+def whole_order_schedules(
+    banks: dict[str, list[Curve]], max_rungs: int
+) -> dict[str, list[Schedule]]:
+    """Every synchronous schedule of up to ``max_rungs`` rungs replayed on each order, with the
+    whole order ranked at once (one search of all its trials)."""
+    return {
+        k: schedules(c, max_rungs=max_rungs, n_searches=1, size=len(c)) for k, c in banks.items()
+    }
+
+
 def bound(
     banks: dict[str, list[Curve]],
     hits: Sequence[float] = BOUND_HITS,
@@ -176,9 +193,7 @@ def bound(
         default's line where given. Rungs are epochs, so orders of different lengths share
         only the schedules whose rungs all orders have.
     """
-    per = {
-        k: schedules(c, max_rungs=max_rungs, n_searches=1, size=len(c)) for k, c in banks.items()
-    }
+    per = whole_order_schedules(banks, max_rungs)
     lines = []
     for hit in hits:
         picked = fixed_schedule(per, hit=hit, pooled=True)
@@ -253,9 +268,7 @@ def prior(
     """
     from candidates import winner_place
 
-    per = {
-        k: schedules(c, max_rungs=max_rungs, n_searches=1, size=len(c)) for k, c in banks.items()
-    }
+    per = whole_order_schedules(banks, max_rungs)
     setup = {k: setup_of(Path(f"{k}.csv")) for k in banks}
     pick_from = {
         PRIOR_SOURCES[0]: lambda k, o: o != k and setup[o] == setup[k],
@@ -271,8 +284,7 @@ def prior(
                 picked = fixed_schedule(others, hit=hit, pooled=True) if others else None
                 if picked is None:
                     continue
-                key = (picked[0].rungs, picked[0].keeps)
-                same = next((x for x in per[k] if (x.rungs, x.keeps) == key), None)
+                same = picked[0].on(per[k])
                 if same is not None:
                     cells.append(same)
             if not cells:

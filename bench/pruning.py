@@ -458,6 +458,16 @@ class Schedule:
     fraction: float
     hit: float
 
+    @property
+    def key(self) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        """``(rungs, keeps)``: the same schedule replayed on another bank has the same key."""
+        return self.rungs, self.keeps
+
+    def on(self, rows: Sequence[Schedule]) -> Schedule | None:
+        """This schedule as replayed on another bank (one of its :func:`schedules`), or None
+        where that bank has no such schedule (a rung past its epochs)."""
+        return next((x for x in rows if x.key == self.key), None)
+
     def label(self) -> str:
         """``e4 keep 1/3, e12 keep 1/2``."""
         keeps = [str(Fraction(k).limit_denominator(24)) for k in self.keeps]
@@ -544,7 +554,7 @@ def fixed_schedule(
     Returns:
         Its :class:`Schedule` on each bank, in ``per_bank``'s order; None if none qualifies.
     """
-    tables = [{(x.rungs, x.keeps): x for x in rows} for rows in per_bank.values()]
+    tables = [{x.key: x for x in rows} for rows in per_bank.values()]
     shared = set(tables[0]).intersection(*tables[1:]) if tables else set()
     hits = {key: [t[key].hit for t in tables] for key in shared}
     fit = [k for k, h in hits.items() if (statistics.fmean(h) if pooled else min(h)) >= hit]
@@ -566,14 +576,13 @@ def fixed_schedule_lines(
         if picked is None:
             lines.append(f"no single schedule keeps a within-1 % trial in 90 % {where} the banks")
             continue
-        key = (picked[0].rungs, picked[0].keeps)
         lines.append(
             f"one schedule, 90 % {where} the choosing banks: {picked[0].label()}, "
             f"{statistics.fmean(x.fraction for x in picked):.2f} of the epochs on average"
         )
         for group, banks in (("choosing", choosing), ("held out", held_out)):
             for bank, rows in banks.items():
-                same = next((x for x in rows if (x.rungs, x.keeps) == key), None)
+                same = picked[0].on(rows)
                 if same is not None:
                     lines.append(
                         f"  {group} {bank}: {same.fraction:.2f} of the epochs, {same.hit:.0%}"
